@@ -1,0 +1,53 @@
+import type { NextFunction, Request, Response } from 'express';
+import { timingSafeEqual, createHash } from 'node:crypto';
+import { z } from 'zod';
+import { CloudError, errors } from '@minicloud/domain';
+
+/** Parse a request part with a zod schema; failures become InvalidParameterValue (400). */
+export function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
+  const result = schema.safeParse(value ?? {});
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
+    const missing = issue?.code === 'invalid_type' && /received undefined/.test(issue.message);
+    const code = missing ? 'MissingParameter' : 'InvalidParameterValue';
+    throw new CloudError(code, `${where}${issue?.message ?? 'invalid request'}`);
+  }
+  return result.data;
+}
+
+export function bearerAuth(adminKey: string) {
+  const expected = createHash('sha256').update(adminKey).digest();
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const header = req.get('authorization') ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(header);
+    const given = createHash('sha256').update(m?.[1] ?? '').digest();
+    if (!m || !timingSafeEqual(given, expected)) return next(errors.unauthorized());
+    next();
+  };
+}
+
+/** The one place errors become HTTP: CloudError keeps its status; bad JSON is 400; the rest 500. */
+export function errorMiddleware(log: (msg: string, err: unknown) => void) {
+  return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    if (err instanceof CloudError) {
+      res.status(err.status).json({ error: { code: err.code, message: err.message } });
+      return;
+    }
+    const e = err as { type?: string; status?: number; message?: string };
+    if (e?.type === 'entity.parse.failed') {
+      res.status(400).json({ error: { code: 'MalformedJSON', message: 'The request body is not valid JSON.' } });
+      return;
+    }
+    if (e?.type === 'entity.too.large') {
+      res.status(413).json({ error: { code: 'RequestTooLarge', message: 'The request body is too large.' } });
+      return;
+    }
+    if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
+      res.status(e.status).json({ error: { code: 'InvalidRequest', message: e.message ?? 'bad request' } });
+      return;
+    }
+    log('internal error', err);
+    res.status(500).json({ error: { code: 'InternalError', message: 'An internal error occurred.' } });
+  };
+}

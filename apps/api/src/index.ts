@@ -1,0 +1,2 @@
+export { createApiApp, type ApiDeps } from './app.js';
+export { ensureAdminKey } from './admin-key.js';

@@ -1,0 +1,86 @@
+import { CloudError, errors, newId } from '@minicloud/domain';
+import type { Image } from '@prisma/client';
+import type { ServiceContext } from './context.js';
+
+export function presentImage(i: Image) {
+  const total = i.totalBytes === null ? null : Number(i.totalBytes);
+  return {
+    imageId: i.id,
+    name: i.name,
+    description: i.description,
+    state: i.state,
+    stateReason: i.stateReason,
+    source: i.source,
+    imageFormat: i.format,
+    sizeBytes: i.sizeBytes === null ? null : Number(i.sizeBytes),
+    virtualSize: i.virtualSize === null ? null : Number(i.virtualSize),
+    checksumSha256: i.checksum,
+    progress:
+      i.state === 'available'
+        ? 100
+        : total
+          ? Math.min(99, Math.floor((Number(i.copiedBytes) / total) * 100))
+          : 0,
+    copiedBytes: Number(i.copiedBytes),
+    isDefault: i.isDefault,
+    creationDate: i.createdAt.toISOString(),
+  };
+}
+
+export class ImageService {
+  constructor(private readonly ctx: ServiceContext) {}
+
+  async register(input: { name: string; description?: string; source: string; isDefault?: boolean }) {
+    const { db, queue } = this.ctx;
+    const clash = await db.image.findFirst({
+      where: { name: input.name, state: { notIn: ['deregistered', 'failed'] } },
+    });
+    if (clash) throw errors.duplicate('InvalidAMIName.Duplicate', `An image named '${input.name}' already exists (${clash.id}).`);
+    const image = await db.image.create({
+      data: {
+        id: newId('image'),
+        name: input.name,
+        description: input.description,
+        source: input.source,
+        state: 'pending',
+        isDefault: input.isDefault ?? false,
+      },
+    });
+    await queue.enqueue('image.import', { imageId: image.id }, `${image.id}.import`);
+    return presentImage(image);
+  }
+
+  async describe(imageId?: string) {
+    const images = await this.ctx.db.image.findMany({
+      where: { state: { not: 'deregistered' }, ...(imageId ? { id: imageId } : {}) },
+      orderBy: { createdAt: 'asc' },
+    });
+    return images.map(presentImage);
+  }
+
+  async get(imageId: string) {
+    const image = await this.ctx.db.image.findUnique({ where: { id: imageId } });
+    if (!image || image.state === 'deregistered') throw notFound(imageId);
+    return presentImage(image);
+  }
+
+  /** Deregister: refused while any instance that is not terminated still uses it as backing file. */
+  async deregister(imageId: string) {
+    const { db, queue } = this.ctx;
+    const image = await db.image.findUnique({ where: { id: imageId } });
+    if (!image || image.state === 'deregistered') throw notFound(imageId);
+    const users = await db.instance.count({ where: { imageId, state: { not: 'terminated' } } });
+    if (users > 0) {
+      throw errors.dependency(`The image '${imageId}' is in use by ${users} instance(s) and cannot be deregistered.`);
+    }
+    if (image.state === 'pending') {
+      throw new CloudError('IncorrectState', `The image '${imageId}' is still being imported.`, 409);
+    }
+    await db.image.update({ where: { id: imageId }, data: { state: 'deregistering' } });
+    await queue.enqueue('image.delete', { imageId }, `${imageId}.delete`);
+    return { imageId, state: 'deregistering' };
+  }
+}
+
+const notFound = (id: string) =>
+  errors.notFound('InvalidAMIID.NotFound', `The image id '${id}' does not exist.`);

@@ -1,0 +1,290 @@
+import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
+import { join } from 'node:path';
+import {
+  CloudError,
+  errors,
+  isInstanceState,
+  newId,
+  planTransition,
+  stateOf,
+  type InstanceAction,
+  type InstanceState,
+} from '@minicloud/domain';
+import { isUniqueViolation, type Tx } from '@minicloud/db';
+import { allocateAddress, macForInstance } from '@minicloud/network';
+import type { RunInstancesInput } from '@minicloud/contracts';
+import type { Instance } from '@prisma/client';
+import type { ServiceContext } from './context.js';
+import type { InstanceTypeService } from './instance-types.js';
+import type { KeyPairService } from './key-pairs.js';
+import { readTags, writeTags } from './tags.js';
+
+type Presented = ReturnType<typeof presentInstance>;
+
+export function presentInstance(i: Instance, tags: { key: string; value: string }[] = []) {
+  return {
+    instanceId: i.id,
+    reservationId: i.reservationId,
+    imageId: i.imageId,
+    instanceType: i.instanceType,
+    state: stateOf(i.state),
+    stateReason: i.stateReason,
+    privateIpAddress: i.privateIp,
+    macAddress: i.macAddress,
+    keyName: i.keyName,
+    launchTime: i.launchTime.toISOString(),
+    amiLaunchIndex: i.amiLaunchIndex,
+    cpuOptions: { vcpus: i.vcpus },
+    memoryMiB: i.memoryMiB,
+    tags,
+  };
+}
+
+const MAX_LAUNCH_ATTEMPTS = 8;
+
+export class InstanceService {
+  constructor(
+    private readonly ctx: ServiceContext,
+    private readonly types: InstanceTypeService,
+    private readonly keyPairs: KeyPairService,
+  ) {}
+
+  async run(input: RunInstancesInput) {
+    const { db, settings } = this.ctx;
+    const maxCount = input.maxCount ?? input.minCount;
+    if (maxCount < input.minCount) {
+      throw errors.invalidParameter('maxCount must be greater than or equal to minCount.');
+    }
+    const image = await db.image.findUnique({ where: { id: input.imageId } });
+    if (!image || image.state === 'deregistered' || image.state === 'deregistering') {
+      throw errors.notFound('InvalidAMIID.NotFound', `The image id '${input.imageId}' does not exist.`);
+    }
+    if (image.state !== 'available') {
+      throw new CloudError('InvalidAMIID.Unavailable', `The image '${image.id}' is ${image.state}.`, 400);
+    }
+    const type = await this.types.find(input.instanceType);
+    if (!type) {
+      throw errors.invalidParameter(`The instance type '${input.instanceType}' does not exist.`);
+    }
+    if (type.gpus > settings.gpuDevices.length) {
+      throw new CloudError(
+        'Unsupported',
+        `The instance type '${type.instanceType}' needs ${type.gpus} GPU(s) and this host has none configured.`,
+        400,
+      );
+    }
+    let publicKey: string | null = null;
+    if (input.keyName !== undefined) {
+      const key = await this.keyPairs.findByName(input.keyName);
+      if (!key) throw errors.notFound('InvalidKeyPair.NotFound', `The key pair '${input.keyName}' does not exist.`);
+      publicKey = key.publicKey;
+    }
+    if (input.userData !== undefined) {
+      const bytes = Buffer.from(input.userData, 'base64').length;
+      if (bytes > settings.maxUserDataBytes) {
+        throw errors.invalidParameter(`userData is ${bytes} bytes; the limit is ${settings.maxUserDataBytes} bytes.`);
+      }
+    }
+
+    const { clientToken, ...rest } = input;
+    const requestHash = createHash('sha256').update(JSON.stringify(canonical(rest))).digest('hex');
+    if (clientToken) {
+      const existing = await this.byClientToken(clientToken, requestHash);
+      if (existing) return existing;
+    }
+
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const reservationId = await db.$transaction((tx) =>
+          this.reserve(tx, { input, maxCount, requestHash, publicKey, vcpus: type.vcpus, memoryMiB: type.memoryMiB }),
+        );
+        return await this.enqueueLaunches(reservationId);
+      } catch (e) {
+        if (clientToken && isUniqueViolation(e, 'clientToken')) {
+          // Another request with the same token won the race: answer as it did.
+          const existing = await this.byClientToken(clientToken, requestHash);
+          if (existing) return existing;
+        }
+        // Two launches picked the same free address: the primary key refused one; try again.
+        if (isUniqueViolation(e) && attempt < MAX_LAUNCH_ATTEMPTS) continue;
+        throw e;
+      }
+    }
+  }
+
+  private async reserve(
+    tx: Tx,
+    a: { input: RunInstancesInput; maxCount: number; requestHash: string; publicKey: string | null; vcpus: number; memoryMiB: number },
+  ): Promise<string> {
+    const { settings } = this.ctx;
+    const leases = await tx.addressLease.findMany({ where: { network: settings.networkName }, select: { ip: true } });
+    const taken = new Set(leases.map((l) => l.ip));
+    const ips: string[] = [];
+    while (ips.length < a.maxCount) {
+      const ip = allocateAddress(settings.networkCidr, taken, { reserved: [settings.gatewayIp] });
+      if (!ip) break;
+      taken.add(ip);
+      ips.push(ip);
+    }
+    if (ips.length < a.input.minCount) {
+      throw errors.insufficientCapacity(
+        'InsufficientFreeAddressesInSubnet',
+        `The network has ${ips.length} free address(es); ${a.input.minCount} requested.`,
+      );
+    }
+    const reservationId = newId('reservation');
+    await tx.reservation.create({
+      data: { id: reservationId, clientToken: a.input.clientToken ?? null, requestHash: a.requestHash },
+    });
+    for (const [index, ip] of ips.entries()) {
+      const id = newId('instance');
+      await tx.instance.create({
+        data: {
+          id,
+          reservationId,
+          imageId: a.input.imageId,
+          instanceType: a.input.instanceType,
+          vcpus: a.vcpus,
+          memoryMiB: a.memoryMiB,
+          keyName: a.input.keyName ?? null,
+          publicKey: a.publicKey,
+          state: 'pending',
+          privateIp: ip,
+          macAddress: macForInstance(id),
+          network: settings.networkName,
+          userData: a.input.userData ?? null,
+          amiLaunchIndex: index,
+        },
+      });
+      await tx.addressLease.create({ data: { network: settings.networkName, ip, instanceId: id } });
+      await writeTags(tx, id, a.input.tags);
+    }
+    return reservationId;
+  }
+
+  private async byClientToken(clientToken: string, requestHash: string) {
+    const reservation = await this.ctx.db.reservation.findUnique({ where: { clientToken } });
+    if (!reservation) return null;
+    if (reservation.requestHash !== requestHash) throw errors.idempotentMismatch();
+    return this.enqueueLaunches(reservation.id);
+  }
+
+  /** Enqueue (again) the launch of every pending instance of a reservation; job ids dedupe. */
+  private async enqueueLaunches(reservationId: string) {
+    const instances = await this.ctx.db.instance.findMany({
+      where: { reservationId },
+      orderBy: { amiLaunchIndex: 'asc' },
+    });
+    for (const i of instances) {
+      if (i.state === 'pending' && i.actionSeq === 0) {
+        await this.ctx.queue.enqueue('instance.launch', { instanceId: i.id }, launchJobId(i.id));
+      }
+    }
+    const tags = await readTags(this.ctx.db, instances.map((i) => i.id));
+    return { reservationId, instances: instances.map((i) => presentInstance(i, tags.get(i.id))) };
+  }
+
+  async describe(filters: { state?: string; instanceIds?: string[]; tags?: Record<string, string[]>; maxResults?: number }) {
+    const { db, settings } = this.ctx;
+    const states = filters.state?.split(',').filter(Boolean);
+    for (const s of states ?? []) {
+      if (!isInstanceState(s)) throw errors.invalidParameter(`Unknown instance state '${s}'.`);
+    }
+    let ids = filters.instanceIds;
+    for (const [key, values] of Object.entries(filters.tags ?? {})) {
+      const rows = await db.tag.findMany({
+        where: { key, ...(values.length ? { value: { in: values } } : {}), ...(ids ? { resourceId: { in: ids } } : {}) },
+        select: { resourceId: true },
+      });
+      ids = rows.map((r) => r.resourceId);
+    }
+    const retentionCutoff = new Date(Date.now() - settings.terminatedRetentionMs);
+    const instances = await db.instance.findMany({
+      where: {
+        ...(ids ? { id: { in: ids } } : {}),
+        ...(states ? { state: { in: states } } : {}),
+        OR: [{ terminatedAt: null }, { terminatedAt: { gt: retentionCutoff } }],
+      },
+      orderBy: { launchTime: 'asc' },
+      take: filters.maxResults,
+    });
+    const tags = await readTags(db, instances.map((i) => i.id));
+    return instances.map((i) => presentInstance(i, tags.get(i.id)));
+  }
+
+  async get(instanceId: string): Promise<Presented> {
+    const instance = await this.ctx.db.instance.findUnique({ where: { id: instanceId } });
+    if (!instance) throw instanceNotFound(instanceId);
+    const tags = await readTags(this.ctx.db, [instanceId]);
+    return presentInstance(instance, tags.get(instanceId));
+  }
+
+  /** Apply a lifecycle action: one guarded state change in the database, then one job. */
+  async act(instanceId: string, action: InstanceAction, options: { force?: boolean } = {}) {
+    const { db, queue } = this.ctx;
+    const instance = await db.instance.findUnique({ where: { id: instanceId } });
+    if (!instance) throw instanceNotFound(instanceId);
+    const previous = instance.state as InstanceState;
+    const plan = planTransition(instanceId, previous, action);
+    if (plan.kind === 'noop') {
+      return { instanceId, previousState: stateOf(previous), currentState: stateOf(previous) };
+    }
+    const seq = instance.actionSeq + 1;
+    // The state in the where clause makes two racing actions on one instance apply only once.
+    const { count } = await db.instance.updateMany({
+      where: { id: instanceId, state: previous, actionSeq: instance.actionSeq },
+      data: { state: plan.to, actionSeq: seq, stateReason: action === 'stop' ? 'User initiated' : instance.stateReason },
+    });
+    if (count === 0) {
+      throw errors.incorrectState(`The instance '${instanceId}' changed state concurrently; try again.`);
+    }
+    const jobId = `${instanceId}.${action}.${seq}`;
+    if (action === 'stop') {
+      await queue.enqueue('instance.stop', { instanceId, force: options.force ?? false }, jobId);
+    } else {
+      await queue.enqueue(`instance.${action}`, { instanceId }, jobId);
+    }
+    return { instanceId, previousState: stateOf(previous), currentState: stateOf(plan.to) };
+  }
+
+  /** The last 64 KiB of the serial console, base64 as EC2's GetConsoleOutput. */
+  async console(instanceId: string) {
+    await this.get(instanceId);
+    const path = join(this.ctx.settings.instancesDir, instanceId, 'console.log');
+    let output = Buffer.alloc(0);
+    try {
+      const fh = await open(path, 'r');
+      try {
+        const { size } = await fh.stat();
+        const length = Math.min(size, 64 * 1024);
+        output = Buffer.alloc(length);
+        await fh.read(output, 0, length, size - length);
+      } finally {
+        await fh.close();
+      }
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    }
+    return { instanceId, timestamp: new Date().toISOString(), output: output.toString('base64') };
+  }
+}
+
+export const launchJobId = (instanceId: string) => `${instanceId}.launch`;
+
+const instanceNotFound = (id: string) =>
+  errors.notFound('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist.`);
+
+/** A stable JSON form of the request (sorted keys) for the client-token comparison. */
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.entries(value as Record<string, unknown>)
+        .filter(([, v]) => v !== undefined)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([k, v]) => [k, canonical(v)]),
+    );
+  }
+  return value;
+}

@@ -1,0 +1,191 @@
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import { loadConfig, ConfigError, type Config } from '@minicloud/config';
+import { applyMigrations, openDatabase } from '@minicloud/db';
+import { fileURLToPath } from 'node:url';
+import { JobQueue, connectionFromUrl } from '@minicloud/queue';
+import { run } from '@minicloud/host';
+import { detectVirtType, LibvirtHypervisor } from '@minicloud/hypervisor';
+import { LinuxNetworkDriver, natTableName, defaultGateway } from '@minicloud/network';
+import { ImageStore } from '@minicloud/storage';
+import { defaultBridgeName } from '@minicloud/domain';
+import { createApiApp, ensureAdminKey } from '@minicloud/app-api';
+import { ImageService } from '@minicloud/app-api/images';
+import { KeyedLock, startWorker, tearDown, type WorkerDeps } from '@minicloud/app-worker';
+
+/**
+ * The minicloud daemon: API and worker in one process by default.
+ *   main.ts [serve] [--role all|api|worker]   run in the foreground
+ *   main.ts teardown                          remove everything this installation made on the host
+ */
+const log = (msg: string, err?: unknown) => {
+  const detail = err ? ` ${(err as Error)?.stack ?? String(err)}` : '';
+  process.stdout.write(`${new Date().toISOString()} ${msg}${detail}\n`);
+};
+
+async function uplinkOf(config: Config): Promise<string | null> {
+  if (config.uplink === 'none') return null;
+  if (config.uplink !== 'auto') return config.uplink;
+  const { stdout } = await run('ip', ['-j', 'route', 'show', 'default']);
+  const routes = JSON.parse(stdout || '[]') as { dev?: string }[];
+  return routes[0]?.dev ?? null;
+}
+
+function networkSettings(config: Config, uplink: string | null) {
+  const gatewayIp = defaultGateway(config.networkCidr);
+  return {
+    networkName: 'default',
+    gatewayIp,
+    spec: {
+      bridge: defaultBridgeName(config.prefix),
+      cidr: config.networkCidr,
+      gatewayIp,
+      stateDir: `${config.paths.networks}/default`,
+      uplink,
+      natTable: natTableName(config.prefix),
+    },
+  };
+}
+
+async function main() {
+  const argv = process.argv.slice(2);
+  const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
+  const roleArg = argv.indexOf('--role');
+  const role = roleArg >= 0 ? argv[roleArg + 1] : 'all';
+  if (!['all', 'api', 'worker'].includes(role ?? '')) throw new Error('--role must be all, api or worker');
+
+  const config = loadConfig(process.env);
+  for (const dir of [config.dataDir, config.paths.images, config.paths.instances, config.paths.networks]) {
+    await mkdir(dir, { recursive: true, mode: 0o755 });
+  }
+  const migrations = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
+  const applied = await applyMigrations(config.databaseUrl, migrations);
+  if (applied.length) log(`database: applied migrations ${applied.join(', ')}`);
+  const db = await openDatabase(config.databaseUrl);
+  const queue = new JobQueue({ connection: connectionFromUrl(config.redisUrl), prefix: `minicloud-${config.prefix}` });
+  const virt = detectVirtType({ override: config.virtType });
+  const uplink = await uplinkOf(config);
+  const net = networkSettings(config, uplink);
+  const hypervisor = new LibvirtHypervisor({ uri: config.libvirtUri });
+  const network = new LinuxNetworkDriver();
+  const images = new ImageStore({ imagesDir: config.paths.images });
+  const workerDeps: WorkerDeps = {
+    db,
+    queue,
+    hypervisor,
+    network,
+    images,
+    locks: new KeyedLock(),
+    log,
+    settings: {
+      prefix: config.prefix,
+      virtType: virt.virtType,
+      instancesDir: config.paths.instances,
+      stopTimeoutMs: config.stopTimeoutMs,
+      terminatedRetentionMs: config.terminatedRetentionMs,
+      network: net.spec,
+      networkName: net.networkName,
+    },
+  };
+
+  if (command === 'teardown') {
+    await teardown(workerDeps);
+    await Promise.all([queue.obliterate(), db.$disconnect()]);
+    await queue.close();
+    await hypervisor.close();
+    return;
+  }
+  if (command !== 'serve') throw new Error(`unknown command ${command}`);
+
+  const closers: (() => Promise<void>)[] = [];
+  const admin = await ensureAdminKey(config.adminKey, config.paths.adminKeyFile);
+  const serviceContext = {
+    db,
+    queue,
+    settings: {
+      prefix: config.prefix,
+      networkCidr: config.networkCidr,
+      networkName: net.networkName,
+      gatewayIp: net.gatewayIp,
+      gpuDevices: config.gpuDevices,
+      maxUserDataBytes: config.maxUserDataBytes,
+      terminatedRetentionMs: config.terminatedRetentionMs,
+      instancesDir: config.paths.instances,
+    },
+  };
+
+  if (role === 'all' || role === 'worker') {
+    const notes = await network.ensureNetwork(net.spec);
+    for (const note of notes ?? []) log(`network: ${note}`);
+    log(`virtualisation: ${virt.virtType === 'kvm' ? 'kvm' : virt.virtType === 'qemu' ? 'TCG (qemu)' : virt.virtType} (${virt.reason})`);
+    log(`network: bridge ${net.spec.bridge} ${config.networkCidr}, gateway ${net.gatewayIp}, NAT uplink ${uplink ?? 'none'}`);
+    const worker = await startWorker(workerDeps, {
+      connection: connectionFromUrl(config.redisUrl),
+      prefix: `minicloud-${config.prefix}`,
+      concurrency: config.workerConcurrency,
+      reconcileIntervalMs: config.reconcileIntervalMs,
+    });
+    closers.push(() => worker.close());
+    if (config.defaultImage) await registerDefaultImage(new ImageService(serviceContext), config.defaultImage);
+  }
+
+  if (role === 'all' || role === 'api') {
+    const app = createApiApp({ ...serviceContext, adminKey: admin.key, log });
+    const server: Server = await new Promise((resolve, reject) => {
+      const s = app.listen(config.listenPort, config.listenHost, () => resolve(s));
+      s.on('error', reject);
+    });
+    closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const where = admin.source === 'environment' ? 'from MINICLOUD_ADMIN_KEY' : `stored in ${config.paths.adminKeyFile}`;
+    log(`minicloud API listening on http://${config.listenHost}:${config.listenPort}/v1 (OpenAPI: /v1/openapi.json)`);
+    log(`admin API key (${where}): ${admin.key}`);
+  }
+  log('minicloud ready');
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: shutting down (guests keep running)`);
+    for (const close of closers.reverse()) await close().catch((e) => log('close failed', e));
+    await queue.close();
+    await hypervisor.close();
+    await db.$disconnect();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+}
+
+async function registerDefaultImage(images: ImageService, path: string) {
+  const name = 'minicloud-test-image';
+  const existing = (await images.describe()).find((i) => i.name === name && i.state !== 'failed');
+  if (existing) {
+    log(`default image: ${existing.imageId} (${name}, ${existing.state})`);
+    return;
+  }
+  const image = await images.register({ name, source: path, description: 'minicloud busybox test image', isDefault: true });
+  log(`default image: ${image.imageId} (${name}) registering from ${path}`);
+}
+
+/** Remove every domain, tap, bridge, dnsmasq, nft table and file of this installation. */
+async function teardown(deps: WorkerDeps) {
+  const { prefix } = deps.settings;
+  for (const d of await deps.hypervisor.listDomains(`${prefix}-`)) await deps.hypervisor.undefine(d.name);
+  const instances = await deps.db.instance.findMany({ select: { id: true } });
+  for (const i of instances) await tearDown(deps, i.id);
+  for (const link of await deps.network.listOwnedLinks(prefix)) {
+    if (link.kind === 'tun') await deps.network.removePort(link.name);
+  }
+  await deps.network.removeNetwork(deps.settings.network);
+  log(`teardown of prefix ${prefix} done`);
+}
+
+main().catch((e) => {
+  if (e instanceof ConfigError) {
+    process.stderr.write(`${e.message}\n`);
+    process.exit(2);
+  }
+  log('fatal', e);
+  process.exit(1);
+});

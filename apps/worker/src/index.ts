@@ -1,0 +1,58 @@
+import { startWorkers, type JobHandlers, type WorkerOptions } from '@minicloud/queue';
+import type { WorkerDeps } from './context.js';
+import { importImage, deleteImage } from './jobs/image-import.job.js';
+import { launchInstance } from './jobs/instance-launch.job.js';
+import { rebootInstance } from './jobs/instance-reboot.job.js';
+import { startInstance } from './jobs/instance-start.job.js';
+import { stopInstance } from './jobs/instance-stop.job.js';
+import { terminateInstance } from './jobs/instance-terminate.job.js';
+import { reconcile } from './reconciler.js';
+
+export type { WorkerDeps, WorkerSettings } from './context.js';
+export { KeyedLock } from './keyed-lock.js';
+export { reconcile } from './reconciler.js';
+export { tearDown, instanceLayout } from './instance-host.js';
+
+export function jobHandlers(deps: WorkerDeps): JobHandlers {
+  return {
+    'instance.launch': (p, job) => launchInstance(deps, p.instanceId, job),
+    'instance.start': (p) => startInstance(deps, p.instanceId),
+    'instance.stop': (p) => stopInstance(deps, p.instanceId, p.force),
+    'instance.reboot': (p) => rebootInstance(deps, p.instanceId),
+    'instance.terminate': (p) => terminateInstance(deps, p.instanceId),
+    'image.import': (p, job) => importImage(deps, p.imageId, job),
+    'image.delete': (p) => deleteImage(deps, p.imageId),
+  };
+}
+
+/** Start the job workers and the periodic reconciler (which also runs once right away). */
+export async function startWorker(
+  deps: WorkerDeps,
+  options: Omit<WorkerOptions, 'onFailed'> & { reconcileIntervalMs: number },
+) {
+  const runReconcile = async () => {
+    try {
+      const r = await reconcile(deps);
+      const changes = Object.entries(r).filter(([, v]) => (Array.isArray(v) ? v.length : v));
+      if (changes.length) deps.log(`reconciler: ${JSON.stringify(Object.fromEntries(changes))}`);
+    } catch (e) {
+      deps.log(`reconciler failed: ${(e as Error).message}`);
+    }
+  };
+  await runReconcile();
+  const workers = startWorkers(jobHandlers(deps), {
+    ...options,
+    onFailed: (job, error) => deps.log(`job ${job?.name} ${job?.id} failed: ${error.message}`),
+  });
+  let running: Promise<void> | null = null;
+  const timer = setInterval(() => {
+    running ??= runReconcile().finally(() => (running = null));
+  }, options.reconcileIntervalMs);
+  return {
+    async close() {
+      clearInterval(timer);
+      await Promise.all(workers.map((w) => w.close()));
+      await running;
+    },
+  };
+}

@@ -1,0 +1,45 @@
+import type { Job } from '@minicloud/queue';
+import type { WorkerDeps } from '../context.js';
+import { bringUp, syncReservations, tearDown } from '../instance-host.js';
+import { Revert } from '../revert.js';
+import { isLastAttempt, reasonOf } from './failure.js';
+
+/**
+ * instance.launch: disk, seed, port, DHCP reservation, domain; then `running`. A duplicate or
+ * repeated job finds the instance no longer pending and does nothing. If the last attempt fails,
+ * everything is undone and the instance ends `terminated` with the reason, as EC2 does.
+ */
+export async function launchInstance(deps: WorkerDeps, instanceId: string, job: Job): Promise<void> {
+  await deps.locks.run(instanceId, async () => {
+    const instance = await deps.db.instance.findUnique({ where: { id: instanceId }, include: { image: true } });
+    if (!instance || instance.state !== 'pending') return;
+    const revert = new Revert();
+    try {
+      await bringUp(deps, instance, revert, true);
+      const { count } = await deps.db.instance.updateMany({
+        where: { id: instanceId, state: 'pending', actionSeq: instance.actionSeq },
+        data: { state: 'running', stateReason: null },
+      });
+      // If a terminate arrived meanwhile, its job cleans up what was made here.
+      if (count === 1) deps.log(`launched ${instanceId}`);
+      revert.success();
+    } catch (error) {
+      await revert.undo(deps.log);
+      if (isLastAttempt(job, error)) await failLaunch(deps, instanceId, error);
+      throw error;
+    }
+  });
+}
+
+async function failLaunch(deps: WorkerDeps, instanceId: string, error: unknown): Promise<void> {
+  deps.log(`launch of ${instanceId} failed for good: ${reasonOf(error)}`);
+  await tearDown(deps, instanceId);
+  await deps.db.$transaction([
+    deps.db.addressLease.deleteMany({ where: { instanceId } }),
+    deps.db.instance.update({
+      where: { id: instanceId },
+      data: { state: 'terminated', terminatedAt: new Date(), stateReason: `Server.InternalError: ${reasonOf(error)}` },
+    }),
+  ]);
+  await syncReservations(deps);
+}

@@ -1,0 +1,23 @@
+import type { WorkerDeps } from '../context.js';
+import { bringUp } from '../instance-host.js';
+import { Revert } from '../revert.js';
+
+/** instance.start: a stopped instance (now pending) gets its port and domain running again. */
+export async function startInstance(deps: WorkerDeps, instanceId: string): Promise<void> {
+  await deps.locks.run(instanceId, async () => {
+    const instance = await deps.db.instance.findUnique({ where: { id: instanceId }, include: { image: true } });
+    if (!instance || instance.state !== 'pending') return;
+    const revert = new Revert();
+    try {
+      await bringUp(deps, instance, revert, false);
+      await deps.db.instance.updateMany({
+        where: { id: instanceId, state: 'pending', actionSeq: instance.actionSeq },
+        data: { state: 'running', stateReason: null },
+      });
+      revert.success();
+    } catch (error) {
+      await revert.undo(deps.log);
+      throw error;
+    }
+  });
+}

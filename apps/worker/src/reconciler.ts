@@ -1,0 +1,135 @@
+import { readdir } from 'node:fs/promises';
+import { instanceIdFromDomainName, tapName } from '@minicloud/domain';
+import { removePath } from '@minicloud/host';
+import type { WorkerDeps } from './context.js';
+import { instanceLayout, syncReservations } from './instance-host.js';
+
+export interface ReconcileReport {
+  removedDomains: string[];
+  removedTaps: string[];
+  removedDirs: string[];
+  removedImageFiles: string[];
+  markedStopped: string[];
+  requeued: string[];
+  purged: number;
+}
+
+/**
+ * Compare the host with the database and converge: fix state drift (a guest that powered itself
+ * off is `stopped`), re-enqueue work for instances stuck in a transitional state, and remove
+ * what minicloud owns on the host but nothing references. Anything locked by a job in flight is
+ * left alone.
+ */
+export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
+  const { db, settings, locks } = deps;
+  const report: ReconcileReport = {
+    removedDomains: [],
+    removedTaps: [],
+    removedDirs: [],
+    removedImageFiles: [],
+    markedStopped: [],
+    requeued: [],
+    purged: 0,
+  };
+  await deps.network.ensureNetwork(settings.network);
+
+  const live = await db.instance.findMany({ where: { state: { not: 'terminated' } } });
+  const liveById = new Map(live.map((i) => [i.id, i]));
+
+  // Domains: remove those of unknown or terminated instances; observe guests that powered off.
+  const domains = await deps.hypervisor.listDomains(`${settings.prefix}-`);
+  const seenDomains = new Set<string>();
+  for (const d of domains) {
+    const id = d.instanceId ?? instanceIdFromDomainName(settings.prefix, d.name);
+    if (!id) continue;
+    seenDomains.add(id);
+    if (locks.isHeld(id)) continue;
+    const instance = liveById.get(id);
+    if (!instance) {
+      await deps.hypervisor.undefine(d.name);
+      report.removedDomains.push(d.name);
+    } else if (instance.state === 'running' && d.state !== 'running' && d.state !== 'paused') {
+      if (await markStopped(deps, id, instance.actionSeq, 'Client.InstanceInitiatedShutdown: Instance initiated shutdown')) {
+        report.markedStopped.push(id);
+      }
+    }
+  }
+  for (const instance of live) {
+    if (instance.state === 'running' && !seenDomains.has(instance.id) && !locks.isHeld(instance.id)) {
+      if (await markStopped(deps, instance.id, instance.actionSeq, 'Server.InternalError: the domain disappeared')) {
+        report.markedStopped.push(instance.id);
+      }
+    }
+  }
+
+  // Taps and instance directories that no live instance references.
+  const wantedTaps = new Set(live.map((i) => tapName(settings.prefix, i.id)));
+  for (const link of await deps.network.listOwnedLinks(settings.prefix)) {
+    if (link.kind !== 'tun' || wantedTaps.has(link.name)) continue;
+    if (live.some((i) => locks.isHeld(i.id) && tapName(settings.prefix, i.id) === link.name)) continue;
+    await deps.network.removePort(link.name);
+    report.removedTaps.push(link.name);
+  }
+  for (const entry of await readdir(settings.instancesDir).catch(() => [] as string[])) {
+    if (liveById.has(entry) || locks.isHeld(entry)) continue;
+    await removePath(instanceLayout(deps, entry).dir);
+    report.removedDirs.push(entry);
+  }
+
+  // Image files of deregistered or unknown images (imports in flight hold their lock).
+  const images = await db.image.findMany({ where: { state: { not: 'deregistered' } }, select: { id: true } });
+  const wantedImages = new Set(images.map((i) => i.id));
+  for (const file of await deps.images.listImageFiles()) {
+    if (wantedImages.has(file.imageId) || locks.isHeld(file.imageId)) continue;
+    await removePath(file.path);
+    report.removedImageFiles.push(file.path);
+  }
+
+  // Work that was accepted but whose job was lost (Redis down at enqueue, crash before enqueue).
+  for (const i of live) {
+    if (locks.isHeld(i.id)) continue;
+    const requeued =
+      i.state === 'pending'
+        ? i.actionSeq === 0
+          ? await deps.queue.ensureJob('instance.launch', { instanceId: i.id }, `${i.id}.launch`)
+          : await deps.queue.ensureJob('instance.start', { instanceId: i.id }, `${i.id}.start.${i.actionSeq}`)
+        : i.state === 'stopping'
+          ? await deps.queue.ensureJob('instance.stop', { instanceId: i.id, force: false }, `${i.id}.stop.${i.actionSeq}`)
+          : i.state === 'shutting-down'
+            ? await deps.queue.ensureJob('instance.terminate', { instanceId: i.id }, `${i.id}.terminate.${i.actionSeq}`)
+            : false;
+    if (requeued) report.requeued.push(i.id);
+  }
+  const pendingImages = await db.image.findMany({ where: { state: { in: ['pending', 'deregistering'] } } });
+  for (const image of pendingImages) {
+    if (locks.isHeld(image.id)) continue;
+    if (image.state === 'pending') await deps.queue.ensureJob('image.import', { imageId: image.id }, `${image.id}.import`);
+    else await deps.queue.ensureJob('image.delete', { imageId: image.id }, `${image.id}.delete`);
+  }
+
+  // Terminated instances stay visible for a while, then go.
+  const cutoff = new Date(Date.now() - settings.terminatedRetentionMs);
+  const expired = await db.instance.findMany({
+    where: { state: 'terminated', terminatedAt: { lt: cutoff } },
+    select: { id: true },
+  });
+  if (expired.length) {
+    const ids = expired.map((e) => e.id);
+    await db.$transaction([
+      db.tag.deleteMany({ where: { resourceId: { in: ids } } }),
+      db.addressLease.deleteMany({ where: { instanceId: { in: ids } } }),
+      db.instance.deleteMany({ where: { id: { in: ids } } }),
+    ]);
+    report.purged = ids.length;
+  }
+  await syncReservations(deps);
+  return report;
+}
+
+async function markStopped(deps: WorkerDeps, id: string, seq: number, reason: string): Promise<boolean> {
+  const { count } = await deps.db.instance.updateMany({
+    where: { id, state: 'running', actionSeq: seq },
+    data: { state: 'stopped', stateReason: reason },
+  });
+  return count === 1;
+}

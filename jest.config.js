@@ -1,0 +1,25 @@
+// Three projects: pure unit tests, integration tests against real services, end-to-end runs
+// that boot real guests. All run as ESM (@unraid/libvirt is ESM-only).
+const swc = [
+  '@swc/jest',
+  { jsc: { target: 'es2022', parser: { syntax: 'typescript' } }, module: { type: 'es6' } },
+];
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: { '^.+\\.ts$': swc },
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+  },
+  testEnvironment: 'node',
+};
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/{apps,packages}/*/test/**/*.test.ts'] },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/{apps,packages}/*/test/**/*.int.ts'],
+    },
+    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/tests/**/*.e2e.ts'] },
+  ],
+};

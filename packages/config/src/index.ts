@@ -1,0 +1,112 @@
+import { z } from 'zod';
+import { join } from 'node:path';
+
+/**
+ * The one settings schema. Apps read the environment once through `loadConfig`, which reports
+ * every bad key at once; packages take their settings as constructor options.
+ */
+const listen = z
+  .string()
+  .regex(/^[0-9a-zA-Z.:[\]-]+:\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8080');
+
+const schema = z.object({
+  MINICLOUD_LISTEN: listen.default('127.0.0.1:8080'),
+  MINICLOUD_DATA_DIR: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/minicloud'),
+  MINICLOUD_PREFIX: z
+    .string()
+    .regex(/^[a-z][a-z0-9]{1,4}$/, '2-5 characters [a-z0-9], starting with a letter')
+    .default('mc'),
+  MINICLOUD_ADMIN_KEY: z.string().min(16, 'at least 16 characters').optional(),
+  MINICLOUD_REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  MINICLOUD_DATABASE_URL: z.string().startsWith('file:', 'only SQLite file: URLs for now').optional(),
+  MINICLOUD_LIBVIRT_URI: z.string().default('qemu:///system'),
+  MINICLOUD_VIRT_TYPE: z.enum(['auto', 'kvm', 'qemu', 'test']).default('auto'),
+  MINICLOUD_NETWORK_CIDR: z
+    .string()
+    .regex(/^\d{1,3}(\.\d{1,3}){3}\/(1[6-9]|2[0-8])$/, 'an IPv4 CIDR from /16 to /28')
+    .default('10.11.0.0/24'),
+  MINICLOUD_UPLINK: z
+    .string()
+    .regex(/^(auto|none|[a-zA-Z0-9_.-]{1,15})$/, 'auto, none or an interface name')
+    .default('auto'),
+  MINICLOUD_GPU_DEVICES: z.string().default(''),
+  MINICLOUD_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
+  MINICLOUD_STOP_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
+  MINICLOUD_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86400).default(30),
+  MINICLOUD_TERMINATED_RETENTION_MINUTES: z.coerce.number().int().min(0).default(60),
+  MINICLOUD_DEFAULT_IMAGE: z.string().startsWith('/').optional(),
+  MINICLOUD_MAX_USER_DATA_BYTES: z.coerce.number().int().default(16 * 1024),
+});
+
+export interface Config {
+  listenHost: string;
+  listenPort: number;
+  dataDir: string;
+  prefix: string;
+  adminKey: string | undefined;
+  redisUrl: string;
+  databaseUrl: string;
+  libvirtUri: string;
+  virtType: 'auto' | 'kvm' | 'qemu' | 'test';
+  networkCidr: string;
+  uplink: string;
+  gpuDevices: string[];
+  workerConcurrency: number;
+  stopTimeoutMs: number;
+  reconcileIntervalMs: number;
+  terminatedRetentionMs: number;
+  defaultImage: string | undefined;
+  maxUserDataBytes: number;
+  paths: {
+    images: string;
+    instances: string;
+    networks: string;
+    adminKeyFile: string;
+  };
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid minicloud settings:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function loadConfig(env: Record<string, string | undefined>): Config {
+  const cleaned = Object.fromEntries(
+    Object.entries(env).filter(([k, v]) => k.startsWith('MINICLOUD_') && v !== ''),
+  );
+  const parsed = schema.safeParse(cleaned);
+  if (!parsed.success) {
+    throw new ConfigError(parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  }
+  const e = parsed.data;
+  const sep = e.MINICLOUD_LISTEN.lastIndexOf(':');
+  const dataDir = e.MINICLOUD_DATA_DIR.replace(/\/+$/, '');
+  return {
+    listenHost: e.MINICLOUD_LISTEN.slice(0, sep).replace(/^\[|\]$/g, ''),
+    listenPort: Number(e.MINICLOUD_LISTEN.slice(sep + 1)),
+    dataDir,
+    prefix: e.MINICLOUD_PREFIX,
+    adminKey: e.MINICLOUD_ADMIN_KEY,
+    redisUrl: e.MINICLOUD_REDIS_URL,
+    databaseUrl: e.MINICLOUD_DATABASE_URL ?? `file:${join(dataDir, 'minicloud.db')}`,
+    libvirtUri: e.MINICLOUD_LIBVIRT_URI,
+    virtType: e.MINICLOUD_VIRT_TYPE,
+    networkCidr: e.MINICLOUD_NETWORK_CIDR,
+    uplink: e.MINICLOUD_UPLINK,
+    gpuDevices: e.MINICLOUD_GPU_DEVICES.split(',').filter(Boolean),
+    workerConcurrency: e.MINICLOUD_WORKER_CONCURRENCY,
+    stopTimeoutMs: e.MINICLOUD_STOP_TIMEOUT_SECONDS * 1000,
+    reconcileIntervalMs: e.MINICLOUD_RECONCILE_INTERVAL_SECONDS * 1000,
+    terminatedRetentionMs: e.MINICLOUD_TERMINATED_RETENTION_MINUTES * 60_000,
+    defaultImage: e.MINICLOUD_DEFAULT_IMAGE,
+    maxUserDataBytes: e.MINICLOUD_MAX_USER_DATA_BYTES,
+    paths: {
+      images: join(dataDir, 'images'),
+      instances: join(dataDir, 'instances'),
+      networks: join(dataDir, 'networks'),
+      adminKeyFile: join(dataDir, 'admin-key'),
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import { z } from 'zod';
+
+/** Request schemas shared by the API (validation), the client, the CLI and the OpenAPI document. */
+
+const idOf = (prefix: string) =>
+  z.string().regex(new RegExp(`^${prefix}-[0-9a-f]{17}$`), `expected a ${prefix}-... id`);
+
+export const ImageId = idOf('ami');
+export const InstanceId = idOf('i');
+
+/** Names reach paths and commands only after this check: no slash, dot-dot, shell or control chars. */
+export const SafeName = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9 ._()+-]*$/, 'letters, digits, spaces and ._()+- only')
+  .refine((s) => !s.includes('..'), 'must not contain ".."');
+
+export const Tags = z
+  .record(
+    z.string().min(1).max(128).regex(/^[^\0-\x1f]+$/, 'no control characters').refine((k) => !k.startsWith('aws:'), 'the aws: prefix is reserved'),
+    z.string().max(256).regex(/^[^\0-\x1f]*$/, 'no control characters'),
+  )
+  .refine((t) => Object.keys(t).length <= 50, 'at most 50 tags');
+
+export const CreateImageRequest = z.strictObject({
+  name: SafeName,
+  description: z.string().max(255).optional(),
+  source: z
+    .string()
+    .min(1)
+    .max(2048)
+    .refine(
+      (s) => s.startsWith('/') || /^https?:\/\/[^\s]+$/.test(s),
+      'source must be an absolute local path or an http(s) URL',
+    )
+    .refine((s) => !/[\0\n\r]/.test(s), 'source must not contain control characters'),
+});
+
+export const InstanceTypeName = z.string().regex(/^[a-z][a-z0-9-]{0,15}\.[a-z0-9]{1,16}$/, 'like t3.micro');
+
+export const CreateInstanceTypeRequest = z.strictObject({
+  instanceType: InstanceTypeName,
+  family: z.enum([
+    'general-purpose',
+    'compute-optimized',
+    'memory-optimized',
+    'storage-optimized',
+    'accelerated-computing',
+  ]),
+  vcpus: z.number().int().min(1).max(256),
+  memoryMiB: z.number().int().min(64).max(4 * 1024 * 1024),
+  instanceStorageGiB: z.number().int().min(0).max(65536).default(0),
+  gpus: z.number().int().min(0).max(16).default(0),
+});
+
+export const KeyName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits and ._- only');
+
+export const CreateKeyPairRequest = z.strictObject({
+  keyName: KeyName,
+  keyType: z.enum(['ed25519', 'rsa']).default('ed25519'),
+});
+
+export const ImportKeyPairRequest = z.strictObject({
+  keyName: KeyName,
+  publicKeyMaterial: z.string().min(1).max(16384),
+});
+
+export const Base64 = z
+  .string()
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'must be base64')
+  .refine((s) => s.length % 4 === 0, 'must be base64 (length a multiple of 4)');
+
+export const RunInstancesRequest = z.strictObject({
+  imageId: ImageId,
+  instanceType: InstanceTypeName,
+  keyName: KeyName.optional(),
+  minCount: z.number().int().min(1).max(100).default(1),
+  maxCount: z.number().int().min(1).max(100).optional(),
+  userData: Base64.optional(),
+  clientToken: z.string().min(1).max(64).regex(/^[\x21-\x7e]+$/, 'printable ASCII').optional(),
+  tags: Tags.optional(),
+});
+
+export const StopInstanceRequest = z.strictObject({ force: z.boolean().default(false) });
+
+export const DescribeInstancesQuery = z.object({
+  state: z.string().optional(),
+  instanceId: z.string().optional(),
+  maxResults: z.coerce.number().int().min(1).max(10000).optional(),
+});
+
+export type RunInstancesInput = z.infer<typeof RunInstancesRequest>;

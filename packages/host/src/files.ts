@@ -1,0 +1,32 @@
+import { mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+
+/** Write a file atomically (temp file + rename) so readers never see half of it. */
+export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(16).slice(2)}`;
+  await writeFile(tmp, data, { mode });
+  await rename(tmp, path);
+}
+
+/** Remove a file or directory; a missing one is fine (idempotent undo). */
+export async function removePath(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true });
+}
+
+export async function readFileIfExists(path: string): Promise<string | null> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+}
+
+/** Check a user- or id-derived name before it reaches a path, XML or a command. */
+export function assertSafeName(name: string, what = 'name'): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/.test(name) || name.includes('..')) {
+    throw new Error(`unsafe ${what}: ${JSON.stringify(name)}`);
+  }
+  return name;
+}

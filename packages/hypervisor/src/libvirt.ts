@@ -1,0 +1,450 @@
+import { Hypervisor as LibvirtConnection, type Domain as LibvirtDomain } from '@unraid/libvirt';
+import { run as hostRun, HostCommandError, type CommandRunner } from '@minicloud/host';
+import { buildDomainXml, parseMinicloudMetadata, type DomainSpec } from './domain-xml.js';
+import {
+  HypervisorError,
+  isConnectionError,
+  isDomainAlreadyRunningError,
+  isDomainNotFoundError,
+  isDomainNotRunningError,
+  toHypervisorError,
+} from './errors.js';
+
+export type DomainState = 'running' | 'shutoff' | 'paused' | 'crashed' | 'other';
+
+export interface DomainSummary {
+  name: string;
+  state: DomainState;
+  /** From the minicloud metadata in the domain XML; null when the domain carries none. */
+  instanceId: string | null;
+}
+
+/**
+ * What ensureDefined did:
+ * - 'defined': the domain did not exist and was defined;
+ * - 'redefined': it existed with another config while shut off, and was redefined;
+ * - 'unchanged': it existed with this config;
+ * - 'differs-while-active': it exists with another config but is running/paused, so it was left
+ *   alone (redefine after stopping it; libvirt would only apply the change at the next cold boot).
+ */
+export type EnsureDefinedResult = 'defined' | 'redefined' | 'unchanged' | 'differs-while-active';
+
+export type ShutdownResult = 'graceful' | 'forced' | 'already-off';
+
+export interface ShutdownOptions {
+  /** How long to wait for the guest to power off after ACPI shutdown before destroying it. */
+  timeoutMs: number;
+  /** Poll interval of the domain state (default 250 ms). */
+  pollMs?: number;
+  /** Re-send the ACPI request this often while waiting (a guest early in boot misses it). */
+  resendMs?: number;
+}
+
+export interface RebootOptions {
+  /** true: hard reset (like pressing reset), no guest cooperation needed. Default: ACPI reboot. */
+  hard?: boolean;
+}
+
+/** The driver interface the worker uses; LibvirtHypervisor is the implementation. */
+export interface Hypervisor {
+  /** Define if missing; redefine when the config differs and the domain is shut off. */
+  ensureDefined(spec: DomainSpec): Promise<EnsureDefinedResult>;
+  /** ensureDefined, then start (or resume) unless running. */
+  ensureRunning(spec: DomainSpec): Promise<{ defined: EnsureDefinedResult; started: boolean }>;
+  /** Start a defined domain; running already is fine. DomainNotFound when not defined. */
+  start(name: string): Promise<void>;
+  /** ACPI shutdown, wait, then destroy after the timeout. A missing domain is 'already-off'. */
+  shutdown(name: string, options: ShutdownOptions): Promise<ShutdownResult>;
+  /** Hard power-off; missing or already off is fine. */
+  destroy(name: string): Promise<void>;
+  /** Reboot a running domain (DomainNotFound / DomainNotRunning otherwise). */
+  reboot(name: string, options?: RebootOptions): Promise<void>;
+  /** Destroy if running, then undefine (with managed save, nvram, snapshot metadata). Missing is fine. */
+  undefine(name: string): Promise<void>;
+  /** null = not defined. */
+  getState(name: string): Promise<DomainState | null>;
+  /** Domains whose names start with `prefix`. */
+  listDomains(prefix: string): Promise<DomainSummary[]>;
+  close(): Promise<void>;
+}
+
+export interface LibvirtHypervisorOptions {
+  /** e.g. qemu:///system, or test:///default for control-plane tests (no guests run). */
+  uri: string;
+  /** Runs virsh for what the binding lacks (reboot, undefine flags). Default @minicloud/host run. */
+  run?: CommandRunner;
+}
+
+// virDomainState
+const VIR_DOMAIN_NOSTATE = 0;
+const VIR_DOMAIN_RUNNING = 1;
+const VIR_DOMAIN_BLOCKED = 2;
+const VIR_DOMAIN_PAUSED = 3;
+const VIR_DOMAIN_SHUTDOWN = 4;
+const VIR_DOMAIN_SHUTOFF = 5;
+const VIR_DOMAIN_CRASHED = 6;
+const VIR_DOMAIN_PMSUSPENDED = 7;
+// virDomainXMLFlags
+const VIR_DOMAIN_XML_INACTIVE = 2;
+
+/** Map libvirt's virDomainState to ours. SHUTDOWN means "being shut down": still running. */
+export function mapDomainState(state: number): DomainState {
+  switch (state) {
+    case VIR_DOMAIN_RUNNING:
+    case VIR_DOMAIN_BLOCKED:
+    case VIR_DOMAIN_SHUTDOWN:
+      return 'running';
+    case VIR_DOMAIN_PAUSED:
+    case VIR_DOMAIN_PMSUSPENDED:
+      return 'paused';
+    case VIR_DOMAIN_SHUTOFF:
+      return 'shutoff';
+    case VIR_DOMAIN_CRASHED:
+      return 'crashed';
+    case VIR_DOMAIN_NOSTATE:
+    default:
+      return 'other';
+  }
+}
+
+const UNDEFINE_NEEDS_FLAGS = /nvram|managed ?save|snapshot|checkpoint/i;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Hypervisor over libvirt through @unraid/libvirt: one lazily opened connection, re-opened when
+ * libvirtd went away. Every method is idempotent; "not found"/"not running" races between a
+ * lookup and an action are treated as the outcome the caller wanted.
+ */
+export class LibvirtHypervisor implements Hypervisor {
+  readonly uri: string;
+  private readonly run: CommandRunner;
+  private conn: LibvirtConnection | null = null;
+  private opening: Promise<LibvirtConnection> | null = null;
+
+  constructor(options: LibvirtHypervisorOptions) {
+    if (typeof options.uri !== 'string' || !/^[a-z][a-z0-9+]*:\/\/[^\s]*$/.test(options.uri)) {
+      throw new HypervisorError('LibvirtError', `invalid libvirt URI ${JSON.stringify(options.uri)}`);
+    }
+    this.uri = options.uri;
+    this.run = options.run ?? hostRun;
+  }
+
+  /** libvirt's test driver keeps its state per process: virsh would see another "host". */
+  private get isTestDriver(): boolean {
+    return this.uri.startsWith('test:');
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // connection
+
+  private connection(): Promise<LibvirtConnection> {
+    if (this.conn) return Promise.resolve(this.conn);
+    if (!this.opening) {
+      const attempt = (async () => {
+        const c = new LibvirtConnection({ uri: this.uri });
+        try {
+          await c.connectOpen();
+        } catch (e) {
+          throw new HypervisorError(
+            'LibvirtConnectionError',
+            `cannot connect to ${this.uri}: ${(e as Error).message}`,
+            e,
+          );
+        }
+        this.conn = c;
+        return c;
+      })();
+      this.opening = attempt;
+      const clear = () => {
+        if (this.opening === attempt) this.opening = null;
+      };
+      attempt.then(clear, clear);
+    }
+    return this.opening;
+  }
+
+  private drop(c: LibvirtConnection): void {
+    if (this.conn !== c) return;
+    this.conn = null;
+    c.connectClose().catch(() => undefined);
+  }
+
+  /**
+   * Run `fn` on the connection; when it fails because the connection broke, reopen once and run
+   * it again (every operation here is safe to repeat). Errors come out as HypervisorError.
+   */
+  private async call<T>(what: string, fn: (c: LibvirtConnection) => Promise<T>): Promise<T> {
+    const c = await this.connection();
+    try {
+      return await fn(c);
+    } catch (e) {
+      if (!isConnectionError(e)) throw toHypervisorError(e, what);
+      this.drop(c);
+    }
+    const c2 = await this.connection();
+    try {
+      return await fn(c2);
+    } catch (e) {
+      if (isConnectionError(e)) this.drop(c2);
+      throw toHypervisorError(e, what);
+    }
+  }
+
+  private static async lookup(c: LibvirtConnection, name: string): Promise<LibvirtDomain | null> {
+    try {
+      return await c.domainLookupByName(name);
+    } catch (e) {
+      if (isDomainNotFoundError(e)) return null;
+      throw e;
+    }
+  }
+
+  private static async stateOf(c: LibvirtConnection, d: LibvirtDomain): Promise<DomainState | null> {
+    try {
+      return mapDomainState((await c.domainGetInfo(d)).state);
+    } catch (e) {
+      if (isDomainNotFoundError(e)) return null;
+      throw e;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Hypervisor
+
+  async getState(name: string): Promise<DomainState | null> {
+    return this.call(`get state of ${name}`, async (c) => {
+      const d = await LibvirtHypervisor.lookup(c, name);
+      return d ? LibvirtHypervisor.stateOf(c, d) : null;
+    });
+  }
+
+  async ensureDefined(spec: DomainSpec): Promise<EnsureDefinedResult> {
+    const xml = buildDomainXml(spec); // validates first: bad specs never reach libvirt
+    const wanted = parseMinicloudMetadata(xml)?.configHash;
+    return this.call(`define ${spec.name}`, async (c) => {
+      const d = await LibvirtHypervisor.lookup(c, spec.name);
+      if (!d) {
+        try {
+          await c.domainDefineXML(xml);
+          return 'defined';
+        } catch (e) {
+          // Defined concurrently by someone else with the same uuid: check again below.
+          if (!/already exists/.test((e as Error).message)) throw e;
+        }
+      }
+      const dom = d ?? (await c.domainLookupByName(spec.name));
+      const current = await c.domainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+      const uuid = /<uuid>\s*([0-9a-fA-F-]+)\s*<\/uuid>/.exec(current)?.[1]?.toLowerCase();
+      if (uuid !== spec.uuid) {
+        throw new HypervisorError(
+          'DomainNameConflict',
+          `domain ${spec.name} exists with uuid ${uuid ?? '?'}, expected ${spec.uuid}`,
+        );
+      }
+      if (parseMinicloudMetadata(current)?.configHash === wanted) return 'unchanged';
+      const state = await LibvirtHypervisor.stateOf(c, dom);
+      if (state !== 'shutoff' && state !== null) return 'differs-while-active';
+      await c.domainDefineXML(xml);
+      return 'redefined';
+    });
+  }
+
+  async ensureRunning(spec: DomainSpec): Promise<{ defined: EnsureDefinedResult; started: boolean }> {
+    const defined = await this.ensureDefined(spec);
+    const started = await this.startIfNeeded(spec.name);
+    return { defined, started };
+  }
+
+  async start(name: string): Promise<void> {
+    await this.startIfNeeded(name);
+  }
+
+  /** true when this call started (or resumed) the domain. */
+  private async startIfNeeded(name: string): Promise<boolean> {
+    return this.call(`start ${name}`, async (c) => {
+      const d = await LibvirtHypervisor.lookup(c, name);
+      if (!d) throw new HypervisorError('DomainNotFound', `start ${name}: domain not defined`);
+      const state = await LibvirtHypervisor.stateOf(c, d);
+      if (state === 'running') return false;
+      if (state === 'paused') {
+        await c.domainResume(d);
+        return true;
+      }
+      if (state === 'crashed') await LibvirtHypervisor.destroyQuietly(c, d);
+      try {
+        await c.domainCreate(d);
+        return true;
+      } catch (e) {
+        if (isDomainAlreadyRunningError(e)) return false;
+        throw e;
+      }
+    });
+  }
+
+  private static async destroyQuietly(c: LibvirtConnection, d: LibvirtDomain): Promise<void> {
+    try {
+      await c.domainDestroy(d);
+    } catch (e) {
+      if (isDomainNotRunningError(e) || isDomainNotFoundError(e)) return;
+      throw e;
+    }
+  }
+
+  async destroy(name: string): Promise<void> {
+    await this.call(`destroy ${name}`, async (c) => {
+      const d = await LibvirtHypervisor.lookup(c, name);
+      if (!d) return;
+      const state = await LibvirtHypervisor.stateOf(c, d);
+      if (state === null || state === 'shutoff') return;
+      await LibvirtHypervisor.destroyQuietly(c, d);
+    });
+  }
+
+  async shutdown(name: string, options: ShutdownOptions): Promise<ShutdownResult> {
+    const { timeoutMs, pollMs = 250, resendMs = 5_000 } = options;
+    const requestShutdown = () =>
+      this.call(`shutdown ${name}`, async (c) => {
+        const d = await LibvirtHypervisor.lookup(c, name);
+        if (!d) return 'gone' as const;
+        const state = await LibvirtHypervisor.stateOf(c, d);
+        if (state === null || state === 'shutoff' || state === 'crashed') return 'gone' as const;
+        if (state === 'paused') return 'paused' as const; // a paused guest cannot react to ACPI
+        try {
+          await c.domainShutdown(d);
+        } catch (e) {
+          if (isDomainNotRunningError(e) || isDomainNotFoundError(e)) return 'gone' as const;
+          throw e;
+        }
+        return 'requested' as const;
+      });
+
+    const first = await requestShutdown();
+    if (first === 'gone') return 'already-off';
+    if (first === 'requested') {
+      const deadline = Date.now() + timeoutMs;
+      let nextResend = Date.now() + resendMs;
+      while (Date.now() < deadline) {
+        await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())));
+        const state = await this.getState(name);
+        if (state === null || state === 'shutoff' || state === 'crashed') return 'graceful';
+        if (Date.now() >= nextResend && Date.now() < deadline) {
+          nextResend = Date.now() + resendMs;
+          if ((await requestShutdown()) === 'gone') return 'graceful';
+        }
+      }
+    }
+    await this.destroy(name);
+    return 'forced';
+  }
+
+  async reboot(name: string, options: RebootOptions = {}): Promise<void> {
+    const state = await this.getState(name);
+    if (state === null) throw new HypervisorError('DomainNotFound', `reboot ${name}: domain not defined`);
+    if (state !== 'running') {
+      throw new HypervisorError('DomainNotRunning', `reboot ${name}: domain is ${state}`);
+    }
+    if (this.isTestDriver) {
+      // The test driver's state lives in this process, so virsh cannot reach it: emulate a
+      // reboot with destroy + start (the test driver has no guest that could react anyway).
+      await this.call(`reboot ${name}`, async (c) => {
+        const d = await c.domainLookupByName(name);
+        await LibvirtHypervisor.destroyQuietly(c, d);
+        await c.domainCreate(d);
+      });
+      return;
+    }
+    // @unraid/libvirt has no virDomainReboot/virDomainReset binding, so this goes through virsh
+    // (via @minicloud/host, argv only). `reboot` asks the guest over ACPI; `reset` is a hard reset.
+    const verb = options.hard ? 'reset' : 'reboot';
+    try {
+      await this.run('virsh', ['-c', this.uri, verb, '--domain', name], { timeoutMs: 30_000 });
+    } catch (e) {
+      throw this.virshError(e, `${verb} ${name}`);
+    }
+  }
+
+  async undefine(name: string): Promise<void> {
+    const needsFlags = await this.call(`undefine ${name}`, async (c) => {
+      const d = await LibvirtHypervisor.lookup(c, name);
+      if (!d) return false;
+      const state = await LibvirtHypervisor.stateOf(c, d);
+      if (state === null) return false;
+      if (state !== 'shutoff') await LibvirtHypervisor.destroyQuietly(c, d);
+      try {
+        await c.domainUndefine(d);
+        return false;
+      } catch (e) {
+        if (isDomainNotFoundError(e)) return false;
+        // virDomainUndefine without flags refuses domains with a managed save image, nvram or
+        // snapshot metadata; the binding takes no flags, so virsh does those.
+        if (UNDEFINE_NEEDS_FLAGS.test((e as Error).message) && !this.isTestDriver) return true;
+        throw e;
+      }
+    });
+    if (!needsFlags) return;
+    try {
+      await this.run(
+        'virsh',
+        [
+          '-c',
+          this.uri,
+          'undefine',
+          '--domain',
+          name,
+          '--managed-save',
+          '--nvram',
+          '--snapshots-metadata',
+          '--checkpoints-metadata',
+        ],
+        { timeoutMs: 30_000 },
+      );
+    } catch (e) {
+      const err = this.virshError(e, `undefine ${name}`);
+      if (err.code !== 'DomainNotFound') throw err;
+    }
+  }
+
+  async listDomains(prefix: string): Promise<DomainSummary[]> {
+    return this.call(`list domains`, async (c) => {
+      const all = await c.connectListAllDomains();
+      const rows = await Promise.all(
+        all.map(async (d): Promise<DomainSummary | null> => {
+          try {
+            const name = await c.domainGetName(d);
+            if (!name.startsWith(prefix)) return null;
+            const [info, xml] = await Promise.all([c.domainGetInfo(d), c.domainGetXMLDesc(d)]);
+            return {
+              name,
+              state: mapDomainState(info.state),
+              instanceId: parseMinicloudMetadata(xml)?.instanceId ?? null,
+            };
+          } catch (e) {
+            if (isDomainNotFoundError(e)) return null; // undefined while we listed
+            throw e;
+          }
+        }),
+      );
+      return rows
+        .filter((r): r is DomainSummary => r !== null)
+        .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    });
+  }
+
+  async close(): Promise<void> {
+    const c = this.conn;
+    this.conn = null;
+    if (c) await c.connectClose().catch(() => undefined);
+  }
+
+  private virshError(e: unknown, what: string): HypervisorError {
+    const stderr = e instanceof HostCommandError ? e.stderr : String(e);
+    if (/failed to get domain|Domain not found/i.test(stderr)) {
+      return new HypervisorError('DomainNotFound', `${what}: ${stderr.trim()}`, e);
+    }
+    if (/domain is not running|not running/i.test(stderr)) {
+      return new HypervisorError('DomainNotRunning', `${what}: ${stderr.trim()}`, e);
+    }
+    return new HypervisorError('LibvirtError', `${what}: ${stderr.trim()}`, e);
+  }
+}

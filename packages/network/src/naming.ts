@@ -1,0 +1,86 @@
+import { invalid } from './errors.js';
+import { assertInstanceId } from './mac.js';
+
+/**
+ * Names of the host objects this package creates. Everything starts with the deployment's
+ * prefix (2-5 chars, [a-z][a-z0-9]*) so the reconciler and the tests find exactly what is ours.
+ *   bridge  <prefix>br<suffix>        e.g. mcbr0
+ *   tap     <prefix>t<9 hex of id>    e.g. mct0a1b2c3d4   (as @minicloud/domain tapName)
+ *   nft     <prefix>_nat              e.g. mc_nat
+ */
+
+/** Linux IFNAMSIZ is 16 including the NUL. */
+export const MAX_IFNAME_LENGTH = 15;
+const OWN_LINK_RE = /^[a-z0-9]{1,15}$/;
+/** Names of links we do not own but reference (the uplink): what the kernel accepts, minus oddities. */
+const FOREIGN_LINK_RE = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,14}$/;
+/** Same rule as @minicloud/domain NAME_PREFIX. */
+const NAME_PREFIX = /^[a-z][a-z0-9]{1,4}$/;
+const NFT_TABLE_RE = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
+
+export function assertNamePrefix(prefix: string): string {
+  if (typeof prefix !== 'string' || !NAME_PREFIX.test(prefix)) {
+    throw invalid('InvalidName', `name prefix must be 2-5 chars [a-z][a-z0-9]*, got ${JSON.stringify(prefix)}`);
+  }
+  return prefix;
+}
+
+/** A bridge or tap name minicloud creates: 1-15 chars of [a-z0-9]. */
+export function assertOwnLinkName(name: string, what = 'interface name'): string {
+  if (typeof name !== 'string' || !OWN_LINK_RE.test(name)) {
+    throw invalid('InvalidName', `${what} must be 1-15 chars [a-z0-9], got ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+export function assertBridgeName(name: string): string {
+  return assertOwnLinkName(name, 'bridge name');
+}
+
+export function assertTapName(name: string): string {
+  return assertOwnLinkName(name, 'tap name');
+}
+
+/** An existing interface we only reference (e.g. the uplink 'eth0', 'enp3s0', 'bond0.12'). */
+export function assertForeignLinkName(name: string, what = 'interface name'): string {
+  if (typeof name !== 'string' || !FOREIGN_LINK_RE.test(name) || name === '.' || name === '..') {
+    throw invalid('InvalidName', `${what} is not a valid Linux interface name: ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+export function assertNftTableName(name: string): string {
+  if (typeof name !== 'string' || !NFT_TABLE_RE.test(name)) {
+    throw invalid('InvalidName', `nft table name must match ${NFT_TABLE_RE}, got ${JSON.stringify(name)}`);
+  }
+  return name;
+}
+
+/** `${prefix}br${suffix}`; bridgeNameFor(p, '0') equals @minicloud/domain defaultBridgeName(p). */
+export function bridgeNameFor(prefix: string, suffix: string): string {
+  assertNamePrefix(prefix);
+  if (typeof suffix !== 'string' || !/^[a-z0-9]+$/.test(suffix)) {
+    throw invalid('InvalidName', `bridge suffix must be [a-z0-9]+, got ${JSON.stringify(suffix)}`);
+  }
+  const name = `${prefix}br${suffix}`;
+  if (name.length > MAX_IFNAME_LENGTH) {
+    throw invalid('InvalidName', `bridge name ${name} is longer than ${MAX_IFNAME_LENGTH} characters`);
+  }
+  return name;
+}
+
+/** prefix + 't' + the first 9 hex digits of the instance id (at most 15 characters). */
+export function tapNameForInstance(prefix: string, instanceId: string): string {
+  assertNamePrefix(prefix);
+  assertInstanceId(instanceId);
+  return `${prefix}t${instanceId.slice(2, 11)}`;
+}
+
+export function natTableName(prefix: string): string {
+  return `${assertNamePrefix(prefix)}_nat`;
+}
+
+/** True when a link name belongs to this prefix's namespace (what listOwnedLinks filters on). */
+export function isOwnedLinkName(prefix: string, name: string): boolean {
+  return name.startsWith(assertNamePrefix(prefix));
+}

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Install what is missing and start the services minicloud needs. Safe to run again.
+# Debian 12, as root. Used by scripts/run.sh and scripts/test.sh.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$ROOT"
+[ "$(id -u)" = 0 ] || die "run as root (minicloud manages bridges, nftables and libvirt)"
+
+DEBIAN_PACKAGES=(
+  qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
+  dnsmasq-base nftables iproute2 genisoimage redis-server
+  busybox-static dropbear-bin cpio e2fsprogs extlinux syslinux-common parted
+  python3 make g++ pkg-config ca-certificates
+)
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ! command -v node >/dev/null; then missing+=(nodejs npm); fi
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+[ "$node_major" -ge 20 ] || die "Node.js 20 or newer is needed (found $(node --version)); install it from NodeSource or nvm and run again"
+
+# npm dependencies: reinstall only when package-lock.json changed since the last install.
+stamp=node_modules/.minicloud-installed
+if [ ! -f "$stamp" ] || [ package-lock.json -nt "$stamp" ]; then
+  say "installing npm dependencies"
+  npm ci --no-audit --no-fund --loglevel=error
+  touch "$stamp"
+fi
+if [ ! -f node_modules/.prisma/client/index.js ] || [ prisma/schema.prisma -nt node_modules/.prisma/client/index.js ]; then
+  say "generating the Prisma client"
+  npx prisma generate >/dev/null
+fi
+
+# Services. There may be no systemd (containers, CI): start the daemons directly when needed.
+if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
+  say "starting redis-server on 127.0.0.1:6379"
+  mkdir -p /var/lib/minicloud-redis
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --dir /var/lib/minicloud-redis \
+    --save '' --appendonly no --logfile /var/log/minicloud-redis.log
+  for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+if ! pgrep -x virtlogd >/dev/null; then say "starting virtlogd"; virtlogd -d; fi
+if ! pgrep -x libvirtd >/dev/null; then say "starting libvirtd"; libvirtd -d; fi
+for _ in $(seq 100); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.1; done
+virsh -c qemu:///system version >/dev/null 2>&1 || die "libvirtd does not answer on qemu:///system"
+
+# The default test image (cached; rebuilt only when its build script changes).
+export MINICLOUD_CACHE_DIR="${MINICLOUD_CACHE_DIR:-/var/cache/minicloud}"
+mkdir -p "$MINICLOUD_CACHE_DIR"
+bash scripts/build-test-image.sh "$MINICLOUD_CACHE_DIR/test-image.qcow2"
+export MINICLOUD_TEST_IMAGE="$MINICLOUD_CACHE_DIR/test-image.qcow2"

@@ -1,0 +1,102 @@
+import { run } from '@minicloud/host';
+import { hostLeftovers, startMinicloud, type MinicloudUnderTest } from './support/minicloud-process.js';
+import { sshExec, waitForSsh } from './support/ssh.js';
+
+jest.setTimeout(600_000);
+
+async function defaultImage(mc: MinicloudUnderTest) {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    const { images } = await mc.client.call('GET', '/v1/images');
+    const image = images.find((i: any) => i.isDefault);
+    if (image?.state === 'available') return image;
+    if (image?.state === 'failed') throw new Error(`default image failed: ${image.stateReason}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error('default image never became available');
+}
+
+async function domainState(mc: MinicloudUnderTest, instanceId: string): Promise<string> {
+  const r = await run('virsh', ['-c', 'qemu:///system', 'domstate', `${mc.prefix}-${instanceId}`], { okExitCodes: [1] });
+  return r.stdout.trim();
+}
+
+describe('an instance from API call to SSH and back to nothing', () => {
+  let mc: MinicloudUnderTest;
+  afterAll(async () => {
+    await mc?.destroy();
+    if (mc) {
+      expect(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true })).toEqual({
+        domains: [],
+        links: [],
+        instanceDirs: [],
+        tables: [],
+        dnsmasq: [],
+      });
+    }
+  });
+
+  it('launches, runs user-data, survives stop/start and reboot, terminates cleanly', async () => {
+    mc = await startMinicloud();
+    const image = await defaultImage(mc);
+    expect(image.checksumSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(image.virtualSize).toBeGreaterThan(0);
+
+    const key = await mc.client.createKeyPair('e2e-key');
+    const userData = '#!/bin/sh\necho "user-data ran for $(hostname)" > /root/user-data-proof\n';
+    const launched = await mc.client.runInstances({
+      imageId: image.imageId,
+      instanceType: 't3.nano',
+      keyName: 'e2e-key',
+      userData: Buffer.from(userData).toString('base64'),
+      tags: { Name: 'e2e' },
+    });
+    const id = launched.instances[0].instanceId;
+    expect(launched.instances[0].state).toEqual({ code: 0, name: 'pending' });
+
+    const running = await mc.client.waitForInstanceState(id, ['running'], 120_000);
+    const ip = running.privateIpAddress;
+    expect(await domainState(mc, id)).toBe('running');
+
+    const hostname = (await waitForSsh(ip, key.keyMaterial, 'hostname', 180_000)).trim();
+    expect(hostname).toBe(`ip-${ip.replaceAll('.', '-')}`);
+    expect(await sshExec(ip, key.keyMaterial, 'cat /root/user-data-proof')).toBe(`user-data ran for ${hostname}\n`);
+    await sshExec(ip, key.keyMaterial, 'echo persisted-across-stop > /root/marker && sync');
+
+    const console = await mc.client.call('GET', `/v1/instances/${id}/console`);
+    expect(Buffer.from(console.output, 'base64').toString()).toContain('Linux version');
+
+    // Stop (graceful ACPI shutdown) and start: the disk keeps the file, the IP stays.
+    await mc.client.call('POST', `/v1/instances/${id}/stop`, {});
+    await mc.client.waitForInstanceState(id, ['stopped'], 120_000);
+    expect(await domainState(mc, id)).toBe('shut off');
+    await mc.client.call('POST', `/v1/instances/${id}/start`);
+    const restarted = await mc.client.waitForInstanceState(id, ['running'], 120_000);
+    expect(restarted.privateIpAddress).toBe(ip);
+    expect(await waitForSsh(ip, key.keyMaterial, 'cat /root/marker', 180_000)).toBe('persisted-across-stop\n');
+    // user-data runs once per instance, not on every boot.
+    expect(await sshExec(ip, key.keyMaterial, 'cat /root/user-data-proof')).toBe(`user-data ran for ${hostname}\n`);
+
+    // Reboot: a new boot id, same instance, still running.
+    const bootBefore = await sshExec(ip, key.keyMaterial, 'cat /proc/sys/kernel/random/boot_id');
+    await mc.client.call('POST', `/v1/instances/${id}/reboot`);
+    const deadline = Date.now() + 180_000;
+    let bootAfter = bootBefore;
+    while (bootAfter === bootBefore && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      bootAfter = await sshExec(ip, key.keyMaterial, 'cat /proc/sys/kernel/random/boot_id', 5_000).catch(() => bootBefore);
+    }
+    expect(bootAfter).not.toBe(bootBefore);
+    expect((await mc.client.describeInstance(id)).state.name).toBe('running');
+
+    // Terminate: the instance stays visible as terminated; its host objects are gone.
+    await mc.client.call('DELETE', `/v1/instances/${id}`);
+    const terminated = await mc.client.waitForInstanceState(id, ['terminated'], 120_000);
+    expect(terminated.state.code).toBe(48);
+    expect(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: false })).toEqual({
+      domains: [],
+      links: [],
+      instanceDirs: [],
+    });
+  });
+});

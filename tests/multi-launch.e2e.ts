@@ -1,0 +1,47 @@
+import { hostLeftovers, startMinicloud, type MinicloudUnderTest } from './support/minicloud-process.js';
+import { waitForSsh } from './support/ssh.js';
+
+jest.setTimeout(600_000);
+
+describe('five instances in one request', () => {
+  let mc: MinicloudUnderTest;
+  afterAll(async () => {
+    await mc?.destroy();
+    if (mc) {
+      const left = await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true });
+      expect(Object.values(left).flat()).toEqual([]);
+    }
+  });
+
+  it('reaches SSH on all of them, each with its own address and hostname', async () => {
+    mc = await startMinicloud();
+    let image: any;
+    for (let i = 0; i < 600 && image?.state !== 'available'; i++) {
+      image = (await mc.client.call('GET', '/v1/images')).images.find((x: any) => x.isDefault);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const key = await mc.client.createKeyPair('multi');
+    const r = await mc.client.runInstances({
+      imageId: image.imageId,
+      instanceType: 't3.nano',
+      keyName: 'multi',
+      minCount: 5,
+      maxCount: 5,
+    });
+    expect(r.instances).toHaveLength(5);
+    expect(r.instances.map((i: any) => i.amiLaunchIndex)).toEqual([0, 1, 2, 3, 4]);
+    const running = await Promise.all(
+      r.instances.map((i: any) => mc.client.waitForInstanceState(i.instanceId, ['running'], 180_000)),
+    );
+    const ips = running.map((i) => i.privateIpAddress);
+    expect(new Set(ips).size).toBe(5);
+    const hostnames = await Promise.all(ips.map((ip) => waitForSsh(ip, key.keyMaterial, 'hostname', 300_000)));
+    expect(hostnames.map((h) => h.trim())).toEqual(ips.map((ip) => `ip-${ip.replaceAll('.', '-')}`));
+
+    await Promise.all(r.instances.map((i: any) => mc.client.call('DELETE', `/v1/instances/${i.instanceId}`)));
+    await Promise.all(
+      r.instances.map((i: any) => mc.client.waitForInstanceState(i.instanceId, ['terminated'], 120_000)),
+    );
+    expect(Object.values(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: false })).flat()).toEqual([]);
+  });
+});

@@ -1,0 +1,48 @@
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { hostLeftovers, startMinicloud, type MinicloudUnderTest } from './support/minicloud-process.js';
+
+jest.setTimeout(600_000);
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
+
+describe('a worker killed in the middle of a launch', () => {
+  let mc: MinicloudUnderTest;
+  afterAll(async () => {
+    await mc?.destroy();
+    if (mc) expect(Object.values(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true })).flat()).toEqual([]);
+  });
+
+  it('is finished by the restarted worker, and terminating leaves nothing behind', async () => {
+    mc = await startMinicloud({ role: 'split' });
+    let image: any;
+    for (let i = 0; i < 600 && image?.state !== 'available'; i++) {
+      image = (await mc.client.call('GET', '/v1/images')).images.find((x: any) => x.isDefault);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const worker = mc.processes[0]!;
+    const r = await mc.client.runInstances({ imageId: image.imageId, instanceType: 't3.nano', minCount: 3, maxCount: 3 });
+    const ids: string[] = r.instances.map((i: any) => i.instanceId);
+    // Kill -9 as soon as the first host object of a launch exists: mid-launch.
+    const deadline = Date.now() + 30_000;
+    while (!(await exists(join(mc.dataDir, 'instances', ids[0]!))) && Date.now() < deadline) {
+      await new Promise((res) => setImmediate(res));
+    }
+    await mc.kill(worker, 'SIGKILL');
+    const states = await Promise.all(ids.map((id) => mc.client.describeInstance(id)));
+    expect(states.some((s) => s.state.name === 'pending')).toBe(true);
+
+    await mc.spawnRole('worker');
+    for (const id of ids) {
+      const done = await mc.client.waitForInstanceState(id, ['running', 'terminated'], 180_000);
+      expect(done.state.name).toBe('running');
+    }
+    await Promise.all(ids.map((id) => mc.client.call('DELETE', `/v1/instances/${id}`)));
+    for (const id of ids) await mc.client.waitForInstanceState(id, ['terminated'], 120_000);
+    expect(Object.values(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: false })).flat()).toEqual([]);
+  });
+});
