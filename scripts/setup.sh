@@ -9,7 +9,7 @@ DEBIAN_PACKAGES=(
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
   dnsmasq-base nftables iproute2 genisoimage redis-server
   busybox-static dropbear-bin cpio e2fsprogs extlinux syslinux-common parted
-  python3 make g++ pkg-config ca-certificates
+  python3 make g++ pkg-config ca-certificates tini
 )
 missing=()
 for p in "${DEBIAN_PACKAGES[@]}"; do
@@ -45,7 +45,12 @@ if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 if ! pgrep -x virtlogd >/dev/null; then say "starting virtlogd"; virtlogd -d; fi
-if ! pgrep -x libvirtd >/dev/null; then say "starting libvirtd"; libvirtd -d; fi
+if ! pgrep -x libvirtd >/dev/null; then
+  # Under a child subreaper (tini -s): where PID 1 reaps orphans slowly (containers), every QEMU
+  # exit otherwise leaves a zombie that libvirt waits ~1.7 s for on each stop or destroy.
+  say "starting libvirtd"
+  setsid tini -s -- libvirtd </dev/null >>/var/log/minicloud-libvirtd.log 2>&1 &
+fi
 for _ in $(seq 100); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.1; done
 virsh -c qemu:///system version >/dev/null 2>&1 || die "libvirtd does not answer on qemu:///system"
 

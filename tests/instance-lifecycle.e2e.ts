@@ -1,5 +1,9 @@
 import { run } from '@minicloud/host';
-import { hostLeftovers, startMinicloud, type MinicloudUnderTest } from './support/minicloud-process.js';
+import {
+  hostLeftovers,
+  startMinicloud,
+  type MinicloudUnderTest,
+} from './support/minicloud-process.js';
 import { sshExec, waitForSsh } from './support/ssh.js';
 
 jest.setTimeout(600_000);
@@ -17,7 +21,9 @@ async function defaultImage(mc: MinicloudUnderTest) {
 }
 
 async function domainState(mc: MinicloudUnderTest, instanceId: string): Promise<string> {
-  const r = await run('virsh', ['-c', 'qemu:///system', 'domstate', `${mc.prefix}-${instanceId}`], { okExitCodes: [1] });
+  const r = await run('virsh', ['-c', 'qemu:///system', 'domstate', `${mc.prefix}-${instanceId}`], {
+    okExitCodes: [1],
+  });
   return r.stdout.trim();
 }
 
@@ -60,7 +66,9 @@ describe('an instance from API call to SSH and back to nothing', () => {
 
     const hostname = (await waitForSsh(ip, key.keyMaterial, 'hostname', 180_000)).trim();
     expect(hostname).toBe(`ip-${ip.replaceAll('.', '-')}`);
-    expect(await sshExec(ip, key.keyMaterial, 'cat /root/user-data-proof')).toBe(`user-data ran for ${hostname}\n`);
+    expect(await sshExec(ip, key.keyMaterial, 'cat /root/user-data-proof')).toBe(
+      `user-data ran for ${hostname}\n`,
+    );
     await sshExec(ip, key.keyMaterial, 'echo persisted-across-stop > /root/marker && sync');
 
     const console = await mc.client.call('GET', `/v1/instances/${id}/console`);
@@ -73,9 +81,13 @@ describe('an instance from API call to SSH and back to nothing', () => {
     await mc.client.call('POST', `/v1/instances/${id}/start`);
     const restarted = await mc.client.waitForInstanceState(id, ['running'], 120_000);
     expect(restarted.privateIpAddress).toBe(ip);
-    expect(await waitForSsh(ip, key.keyMaterial, 'cat /root/marker', 180_000)).toBe('persisted-across-stop\n');
+    expect(await waitForSsh(ip, key.keyMaterial, 'cat /root/marker', 180_000)).toBe(
+      'persisted-across-stop\n',
+    );
     // user-data runs once per instance, not on every boot.
-    expect(await sshExec(ip, key.keyMaterial, 'cat /root/user-data-proof')).toBe(`user-data ran for ${hostname}\n`);
+    expect(await sshExec(ip, key.keyMaterial, 'cat /root/user-data-proof')).toBe(
+      `user-data ran for ${hostname}\n`,
+    );
 
     // Reboot: a new boot id, same instance, still running.
     const bootBefore = await sshExec(ip, key.keyMaterial, 'cat /proc/sys/kernel/random/boot_id');
@@ -84,10 +96,20 @@ describe('an instance from API call to SSH and back to nothing', () => {
     let bootAfter = bootBefore;
     while (bootAfter === bootBefore && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 500));
-      bootAfter = await sshExec(ip, key.keyMaterial, 'cat /proc/sys/kernel/random/boot_id', 5_000).catch(() => bootBefore);
+      bootAfter = await sshExec(
+        ip,
+        key.keyMaterial,
+        'cat /proc/sys/kernel/random/boot_id',
+        5_000,
+      ).catch(() => bootBefore);
     }
     expect(bootAfter).not.toBe(bootBefore);
     expect((await mc.client.describeInstance(id)).state.name).toBe('running');
+
+    // A guest that powers itself off is observed by the reconciler and becomes stopped.
+    await sshExec(ip, key.keyMaterial, 'poweroff', 5_000).catch(() => {});
+    const selfStopped = await mc.client.waitForInstanceState(id, ['stopped'], 120_000);
+    expect(selfStopped.stateReason).toMatch(/InstanceInitiatedShutdown/);
 
     // Terminate: the instance stays visible as terminated; its host objects are gone.
     await mc.client.call('DELETE', `/v1/instances/${id}`);

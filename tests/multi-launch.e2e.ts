@@ -1,4 +1,8 @@
-import { hostLeftovers, startMinicloud, type MinicloudUnderTest } from './support/minicloud-process.js';
+import {
+  hostLeftovers,
+  startMinicloud,
+  type MinicloudUnderTest,
+} from './support/minicloud-process.js';
 import { waitForSsh } from './support/ssh.js';
 
 jest.setTimeout(600_000);
@@ -31,17 +35,29 @@ describe('five instances in one request', () => {
     expect(r.instances).toHaveLength(5);
     expect(r.instances.map((i: any) => i.amiLaunchIndex)).toEqual([0, 1, 2, 3, 4]);
     const running = await Promise.all(
-      r.instances.map((i: any) => mc.client.waitForInstanceState(i.instanceId, ['running'], 180_000)),
+      r.instances.map((i: any) =>
+        mc.client.waitForInstanceState(i.instanceId, ['running'], 180_000),
+      ),
     );
     const ips = running.map((i) => i.privateIpAddress);
     expect(new Set(ips).size).toBe(5);
-    const hostnames = await Promise.all(ips.map((ip) => waitForSsh(ip, key.keyMaterial, 'hostname', 300_000)));
-    expect(hostnames.map((h) => h.trim())).toEqual(ips.map((ip) => `ip-${ip.replaceAll('.', '-')}`));
-
-    await Promise.all(r.instances.map((i: any) => mc.client.call('DELETE', `/v1/instances/${i.instanceId}`)));
-    await Promise.all(
-      r.instances.map((i: any) => mc.client.waitForInstanceState(i.instanceId, ['terminated'], 120_000)),
+    const hostnames = await Promise.all(
+      ips.map((ip) => waitForSsh(ip, key.keyMaterial, 'hostname', 300_000)),
     );
-    expect(Object.values(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: false })).flat()).toEqual([]);
+    expect(hostnames.map((h) => h.trim())).toEqual(
+      ips.map((ip) => `ip-${ip.replaceAll('.', '-')}`),
+    );
+
+    await Promise.all(
+      r.instances.map((i: any) => mc.client.call('DELETE', `/v1/instances/${i.instanceId}`)),
+    );
+    await Promise.all(
+      r.instances.map((i: any) =>
+        mc.client.waitForInstanceState(i.instanceId, ['terminated'], 120_000),
+      ),
+    );
+    expect(
+      Object.values(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: false })).flat(),
+    ).toEqual([]);
   });
 });

@@ -16,7 +16,9 @@ export const MIGRATIONS = fileURLToPath(new URL('../../prisma/migrations', impor
 
 /** A unique, valid name prefix for one test run (2-5 chars). */
 export function testPrefix(lead = 'mt'): string {
-  return `${lead}${randomBytes(2).toString('hex').slice(0, 5 - lead.length)}`;
+  return `${lead}${randomBytes(2)
+    .toString('hex')
+    .slice(0, 5 - lead.length)}`;
 }
 
 export async function freshDatabase(dir: string): Promise<Db> {
@@ -33,13 +35,16 @@ export async function startApiOnly(options: { networkCidr?: string } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'minicloud-test-api-'));
   const db = await freshDatabase(dir);
   const prefix = testPrefix('ma');
-  const queue = new JobQueue({ connection: connectionFromUrl(REDIS_URL), prefix: `minicloud-test-${prefix}` });
+  const queue = new JobQueue({
+    connection: connectionFromUrl(REDIS_URL),
+    prefix: `minicloud-test-${prefix}`,
+  });
   const adminKey = `test-key-${randomBytes(8).toString('hex')}`;
   const app = createApiApp({
     db,
     queue,
     adminKey,
-    log: () => {},
+    log: (m, e) => { if (process.env.MINICLOUD_TEST_LOG) console.error(m, e); },
     settings: {
       prefix,
       networkCidr: options.networkCidr ?? '10.250.0.0/24',
@@ -49,6 +54,7 @@ export async function startApiOnly(options: { networkCidr?: string } = {}) {
       maxUserDataBytes: 16 * 1024,
       terminatedRetentionMs: 3600_000,
       instancesDir: join(dir, 'instances'),
+      imageImportDirs: ['/srv/images'],
     },
   });
   const server: Server = await new Promise((resolve) => {

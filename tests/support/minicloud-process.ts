@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readdir } from 'node:fs/promises';
+import { chmod, mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -14,7 +14,9 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export function testImagePath(): string {
   const path = process.env.MINICLOUD_TEST_IMAGE;
   if (!path) {
-    throw new Error('MINICLOUD_TEST_IMAGE is not set: run the tests through scripts/test.sh, which builds the test image');
+    throw new Error(
+      'MINICLOUD_TEST_IMAGE is not set: run the tests through scripts/test.sh, which builds the test image',
+    );
   }
   return path;
 }
@@ -49,11 +51,14 @@ export interface MinicloudUnderTest {
  * A real minicloud (API + worker processes) on its own data directory, port, name prefix,
  * network and Redis key prefix, so it runs beside anything else on the machine.
  */
-export async function startMinicloud(options: { role?: 'all' | 'split'; extraEnv?: Record<string, string> } = {}) {
+export async function startMinicloud(
+  options: { role?: 'all' | 'split'; extraEnv?: Record<string, string> } = {},
+) {
   const prefix = testPrefix('me');
   const dataDir = await mkdtemp(join(tmpdir(), `minicloud-test-${prefix}-`));
+  await chmod(dataDir, 0o755); // QEMU (libvirt-qemu) must reach the disks inside
   const port = await freePort();
-  const octet = 200 + randomBytes(1)[0]! % 50;
+  const octet = 200 + (randomBytes(1)[0]! % 50);
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: process.env.HOME ?? '/root',
@@ -74,13 +79,20 @@ export async function startMinicloud(options: { role?: 'all' | 'split'; extraEnv
 
   const spawnRole = (role: 'all' | 'api' | 'worker') =>
     new Promise<ChildProcess>((resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', 'apps/server/src/main.ts', 'serve', '--role', role], {
-        cwd: ROOT,
-        env,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const child = spawn(
+        process.execPath,
+        ['--import', 'tsx', 'apps/server/src/main.ts', 'serve', '--role', role],
+        {
+          cwd: ROOT,
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       processes.push(child);
-      const timer = setTimeout(() => reject(new Error(`minicloud (${role}) did not start:\n${output}`)), 60_000);
+      const timer = setTimeout(
+        () => reject(new Error(`minicloud (${role}) did not start:\n${output}`)),
+        60_000,
+      );
       const onData = (chunk: Buffer) => {
         output += `[${role}] ${chunk.toString()}`;
         if (chunk.toString().includes('minicloud ready')) {
@@ -136,17 +148,27 @@ export async function startMinicloud(options: { role?: 'all' | 'split'; extraEnv
 }
 
 /** What this installation still has on the host: the "nothing leaked" check. */
-export async function hostLeftovers(prefix: string, dataDir: string, options: { includeNetwork: boolean }) {
+export async function hostLeftovers(
+  prefix: string,
+  dataDir: string,
+  options: { includeNetwork: boolean },
+) {
   const domains = (await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'])).stdout
     .split('\n')
     .filter((n) => n.startsWith(`${prefix}-`));
-  const links = (JSON.parse((await run('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string }[])
+  const links = (
+    JSON.parse((await run('ip', ['-j', 'link', 'show'])).stdout) as { ifname: string }[]
+  )
     .map((l) => l.ifname)
-    .filter((n) => n.startsWith(prefix) && (options.includeNetwork || !n.startsWith(`${prefix}br`)));
+    .filter(
+      (n) => n.startsWith(prefix) && (options.includeNetwork || !n.startsWith(`${prefix}br`)),
+    );
   const instanceDirs = await readdir(join(dataDir, 'instances')).catch(() => [] as string[]);
   const result: Record<string, string[]> = { domains, links, instanceDirs };
   if (options.includeNetwork) {
-    const tables = (await run('nft', ['list', 'tables'])).stdout.split('\n').filter((t) => t.includes(prefix));
+    const tables = (await run('nft', ['list', 'tables'])).stdout
+      .split('\n')
+      .filter((t) => t.includes(prefix));
     const dnsmasq = (await run('pgrep', ['-a', '-x', 'dnsmasq'], { okExitCodes: [1] })).stdout
       .split('\n')
       .filter((l) => l.includes(`${prefix}br`));

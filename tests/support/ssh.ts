@@ -3,7 +3,12 @@ import ssh2 from 'ssh2';
 const { Client } = ssh2;
 
 /** Run one command over SSH (ssh2) and return its stdout; rejects on a non-zero exit. */
-export function sshExec(host: string, privateKey: string, command: string, timeoutMs = 20_000): Promise<string> {
+export function sshExec(
+  host: string,
+  privateKey: string,
+  command: string,
+  timeoutMs = 20_000,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const conn = new Client();
     const timer = setTimeout(() => {
@@ -34,12 +39,24 @@ export function sshExec(host: string, privateKey: string, command: string, timeo
         clearTimeout(timer);
         reject(e);
       })
-      .connect({ host, port: 22, username: 'root', privateKey, readyTimeout: timeoutMs, hostVerifier: () => true });
+      .connect({
+        host,
+        port: 22,
+        username: 'root',
+        privateKey,
+        readyTimeout: timeoutMs,
+        hostVerifier: () => true,
+      });
   });
 }
 
 /** Retry until SSH answers (the guest is booting); returns the command's output. */
-export async function waitForSsh(host: string, privateKey: string, command = 'true', timeoutMs = 120_000) {
+export async function waitForSsh(
+  host: string,
+  privateKey: string,
+  command = 'true',
+  timeoutMs = 120_000,
+) {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   while (Date.now() < deadline) {

@@ -104,7 +104,9 @@ export function createApiApp(deps: ApiDeps) {
   });
   v1.post('/instances/:instanceId/stop', async (req, res) => {
     const body = parse(StopInstanceRequest, req.body ?? {});
-    res.status(202).json(await instances.act(parse(InstanceId, req.params.instanceId), 'stop', body));
+    res
+      .status(202)
+      .json(await instances.act(parse(InstanceId, req.params.instanceId), 'stop', body));
   });
   for (const action of ['start', 'reboot'] as const) {
     v1.post(`/instances/:instanceId/${action}`, async (req, res) => {
@@ -112,7 +114,9 @@ export function createApiApp(deps: ApiDeps) {
     });
   }
   v1.delete('/instances/:instanceId', async (req, res) => {
-    res.status(202).json(await instances.act(parse(InstanceId, req.params.instanceId), 'terminate'));
+    res
+      .status(202)
+      .json(await instances.act(parse(InstanceId, req.params.instanceId), 'terminate'));
   });
 
   v1.use((req, _res, next) => {
@@ -131,7 +135,8 @@ function tagFilters(req: Request): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   for (const [name, value] of Object.entries(req.query)) {
     if (!name.startsWith('tag:')) continue;
-    if (typeof value !== 'string') throw errors.invalidParameter(`Filter ${name} must be given once.`);
+    if (typeof value !== 'string')
+      throw errors.invalidParameter(`Filter ${name} must be given once.`);
     out[name.slice(4)] = value.split(',').filter(Boolean);
   }
   return out;

@@ -21,7 +21,9 @@ export function bearerAuth(adminKey: string) {
   return (req: Request, _res: Response, next: NextFunction) => {
     const header = req.get('authorization') ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(header);
-    const given = createHash('sha256').update(m?.[1] ?? '').digest();
+    const given = createHash('sha256')
+      .update(m?.[1] ?? '')
+      .digest();
     if (!m || !timingSafeEqual(given, expected)) return next(errors.unauthorized());
     next();
   };
@@ -36,18 +38,26 @@ export function errorMiddleware(log: (msg: string, err: unknown) => void) {
     }
     const e = err as { type?: string; status?: number; message?: string };
     if (e?.type === 'entity.parse.failed') {
-      res.status(400).json({ error: { code: 'MalformedJSON', message: 'The request body is not valid JSON.' } });
+      res
+        .status(400)
+        .json({ error: { code: 'MalformedJSON', message: 'The request body is not valid JSON.' } });
       return;
     }
     if (e?.type === 'entity.too.large') {
-      res.status(413).json({ error: { code: 'RequestTooLarge', message: 'The request body is too large.' } });
+      res
+        .status(413)
+        .json({ error: { code: 'RequestTooLarge', message: 'The request body is too large.' } });
       return;
     }
     if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
-      res.status(e.status).json({ error: { code: 'InvalidRequest', message: e.message ?? 'bad request' } });
+      res
+        .status(e.status)
+        .json({ error: { code: 'InvalidRequest', message: e.message ?? 'bad request' } });
       return;
     }
     log('internal error', err);
-    res.status(500).json({ error: { code: 'InternalError', message: 'An internal error occurred.' } });
+    res
+      .status(500)
+      .json({ error: { code: 'InternalError', message: 'An internal error occurred.' } });
   };
 }

@@ -7,7 +7,14 @@ type Harness = Awaited<ReturnType<typeof startApiOnly>>;
 async function seedImage(h: Harness, name = 'test-image') {
   const id = newId('image');
   await h.db.image.create({
-    data: { id, name, state: 'available', source: '/dev/null', format: 'qcow2', path: '/nonexistent/x.qcow2' },
+    data: {
+      id,
+      name,
+      state: 'available',
+      source: '/dev/null',
+      format: 'qcow2',
+      path: '/nonexistent/x.qcow2',
+    },
   });
   return id;
 }
@@ -37,8 +44,10 @@ describe('API against real SQLite and Redis', () => {
   it('needs the bearer key on /v1 but not on /healthz', async () => {
     const anonymous = await fetch(`${h.baseUrl}/v1/instances`);
     expect(anonymous.status).toBe(401);
-    expect((await anonymous.json()).error.code).toBe('AuthFailure');
-    const wrong = await fetch(`${h.baseUrl}/v1/instances`, { headers: { authorization: 'Bearer nope' } });
+    expect(((await anonymous.json()) as any).error.code).toBe('AuthFailure');
+    const wrong = await fetch(`${h.baseUrl}/v1/instances`, {
+      headers: { authorization: 'Bearer nope' },
+    });
     expect(wrong.status).toBe(401);
     expect((await fetch(`${h.baseUrl}/healthz`)).status).toBe(200);
   });
@@ -95,22 +104,62 @@ describe('API against real SQLite and Redis', () => {
     ['bad JSON', undefined, '{"imageId":', 'MalformedJSON'],
     ['wrong types', { imageId: 5, instanceType: 't3.micro' }, undefined, 'InvalidParameterValue'],
     ['missing image', { instanceType: 't3.micro' }, undefined, 'MissingParameter'],
-    ['unknown image', { imageId: 'ami-00000000000000000', instanceType: 't3.micro' }, undefined, 'InvalidAMIID.NotFound'],
-    ['unknown type', { imageId: 'IMAGE', instanceType: 'x9.huge' }, undefined, 'InvalidParameterValue'],
-    ['unknown key', { imageId: 'IMAGE', instanceType: 't3.micro', keyName: 'nope' }, undefined, 'InvalidKeyPair.NotFound'],
-    ['bad base64', { imageId: 'IMAGE', instanceType: 't3.micro', userData: '@@@' }, undefined, 'InvalidParameterValue'],
     [
-      'user-data over 16 KiB',
-      { imageId: 'IMAGE', instanceType: 't3.micro', userData: Buffer.alloc(16 * 1024 + 1, 'a').toString('base64') },
+      'unknown image',
+      { imageId: 'ami-00000000000000000', instanceType: 't3.micro' },
+      undefined,
+      'InvalidAMIID.NotFound',
+    ],
+    [
+      'unknown type',
+      { imageId: 'IMAGE', instanceType: 'x9.huge' },
       undefined,
       'InvalidParameterValue',
     ],
-    ['shell characters', { imageId: 'IMAGE', instanceType: 't3.micro', keyName: 'x;reboot' }, undefined, 'InvalidParameterValue'],
-    ['GPU type without GPU', { imageId: 'IMAGE', instanceType: 'g4dn.xlarge' }, undefined, 'Unsupported'],
-    ['minCount > maxCount', { imageId: 'IMAGE', instanceType: 't3.micro', minCount: 3, maxCount: 2 }, undefined, 'InvalidParameterValue'],
+    [
+      'unknown key',
+      { imageId: 'IMAGE', instanceType: 't3.micro', keyName: 'nope' },
+      undefined,
+      'InvalidKeyPair.NotFound',
+    ],
+    [
+      'bad base64',
+      { imageId: 'IMAGE', instanceType: 't3.micro', userData: '@@@' },
+      undefined,
+      'InvalidParameterValue',
+    ],
+    [
+      'user-data over 16 KiB',
+      {
+        imageId: 'IMAGE',
+        instanceType: 't3.micro',
+        userData: Buffer.alloc(16 * 1024 + 1, 'a').toString('base64'),
+      },
+      undefined,
+      'InvalidParameterValue',
+    ],
+    [
+      'shell characters',
+      { imageId: 'IMAGE', instanceType: 't3.micro', keyName: 'x;reboot' },
+      undefined,
+      'InvalidParameterValue',
+    ],
+    [
+      'GPU type without GPU',
+      { imageId: 'IMAGE', instanceType: 'g4dn.xlarge' },
+      undefined,
+      'Unsupported',
+    ],
+    [
+      'minCount > maxCount',
+      { imageId: 'IMAGE', instanceType: 't3.micro', minCount: 3, maxCount: 2 },
+      undefined,
+      'InvalidParameterValue',
+    ],
   ])('refuses a launch with %s: 4xx, nothing changed', async (_what, body, raw, code) => {
     const before = await snapshot(h);
-    const payload = body && JSON.parse(JSON.stringify(body).replace('"IMAGE"', JSON.stringify(imageId)));
+    const payload =
+      body && JSON.parse(JSON.stringify(body).replace('"IMAGE"', JSON.stringify(imageId)));
     const r = await h.client.request('POST', '/v1/instances', payload, raw);
     expect(r.status).toBeGreaterThanOrEqual(400);
     expect(r.status).toBeLessThan(500);
@@ -123,6 +172,8 @@ describe('API against real SQLite and Redis', () => {
       { name: '../../etc/passwd', source: '/tmp/x.qcow2' },
       { name: 'ok', source: 'x.qcow2' },
       { name: 'ok', source: 'ftp://x' },
+      { name: 'ok', source: '/etc/shadow' },
+      { name: 'ok', source: '/srv/images/../../etc/shadow' },
     ]) {
       const r = await h.client.request('POST', '/v1/images', body);
       expect(r.status).toBe(400);
@@ -131,13 +182,23 @@ describe('API against real SQLite and Redis', () => {
   });
 
   it('launches idempotently with a client token, also when requests race', async () => {
-    const body = { imageId, instanceType: 't3.micro', clientToken: 'token-race-1', tags: { Name: 'web' } };
-    const answers = await Promise.all(Array.from({ length: 6 }, () => h.client.request('POST', '/v1/instances', body)));
+    const body = {
+      imageId,
+      instanceType: 't3.micro',
+      clientToken: 'token-race-1',
+      tags: { Name: 'web' },
+    };
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => h.client.request('POST', '/v1/instances', body)),
+    );
     for (const a of answers) expect(a.status).toBe(202);
     const reservationIds = new Set(answers.map((a) => a.body.reservationId));
     expect(reservationIds.size).toBe(1);
     expect(await h.db.instance.count({ where: { reservationId: [...reservationIds][0] } })).toBe(1);
-    const mismatch = await h.client.request('POST', '/v1/instances', { ...body, instanceType: 't3.small' });
+    const mismatch = await h.client.request('POST', '/v1/instances', {
+      ...body,
+      instanceType: 't3.small',
+    });
     expect(mismatch.status).toBe(409);
     expect(mismatch.body.error.code).toBe('IdempotentParameterMismatch');
     const { instances } = await h.client.describeInstances('?tag:Name=web');
@@ -149,14 +210,18 @@ describe('API against real SQLite and Redis', () => {
   it('never gives one address to two instances under concurrent launches', async () => {
     // A /27 has 30 hosts; the gateway takes one and earlier tests hold one.
     const answers = await Promise.all(
-      Array.from({ length: 40 }, () => h.client.request('POST', '/v1/instances', { imageId, instanceType: 't3.nano' })),
+      Array.from({ length: 40 }, () =>
+        h.client.request('POST', '/v1/instances', { imageId, instanceType: 't3.nano' }),
+      ),
     );
     const ok = answers.filter((a) => a.status === 202);
     const full = answers.filter((a) => a.status === 409);
     expect(ok.length + full.length).toBe(40);
     expect(ok.length).toBe(28);
     for (const f of full) expect(f.body.error.code).toBe('InsufficientFreeAddressesInSubnet');
-    const ips = (await h.db.instance.findMany({ select: { privateIp: true } })).map((i) => i.privateIp);
+    const ips = (await h.db.instance.findMany({ select: { privateIp: true } })).map(
+      (i) => i.privateIp,
+    );
     expect(new Set(ips).size).toBe(ips.length);
     expect(ips).not.toContain('10.250.0.1');
   });

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { chmod, mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { loadConfig, ConfigError, type Config } from '@minicloud/config';
 import { applyMigrations, openDatabase } from '@minicloud/db';
@@ -52,23 +52,34 @@ async function main() {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
   const roleArg = argv.indexOf('--role');
   const role = roleArg >= 0 ? argv[roleArg + 1] : 'all';
-  if (!['all', 'api', 'worker'].includes(role ?? '')) throw new Error('--role must be all, api or worker');
+  if (!['all', 'api', 'worker'].includes(role ?? ''))
+    throw new Error('--role must be all, api or worker');
 
   const config = loadConfig(process.env);
-  for (const dir of [config.dataDir, config.paths.images, config.paths.instances, config.paths.networks]) {
+  for (const dir of [
+    config.dataDir,
+    config.paths.images,
+    config.paths.instances,
+    config.paths.networks,
+  ]) {
     await mkdir(dir, { recursive: true, mode: 0o755 });
+    // QEMU runs as libvirt-qemu: it must be able to enter every directory on the way to a disk.
+    await chmod(dir, 0o755);
   }
   const migrations = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
   const applied = await applyMigrations(config.databaseUrl, migrations);
   if (applied.length) log(`database: applied migrations ${applied.join(', ')}`);
   const db = await openDatabase(config.databaseUrl);
-  const queue = new JobQueue({ connection: connectionFromUrl(config.redisUrl), prefix: `minicloud-${config.prefix}` });
+  const queue = new JobQueue({
+    connection: connectionFromUrl(config.redisUrl),
+    prefix: `minicloud-${config.prefix}`,
+  });
   const virt = detectVirtType({ override: config.virtType });
   const uplink = await uplinkOf(config);
   const net = networkSettings(config, uplink);
   const hypervisor = new LibvirtHypervisor({ uri: config.libvirtUri });
   const network = new LinuxNetworkDriver();
-  const images = new ImageStore({ imagesDir: config.paths.images });
+  const images = new ImageStore({ imagesDir: config.paths.images, allowLocalSourcesUnder: config.imageImportDirs });
   const workerDeps: WorkerDeps = {
     db,
     queue,
@@ -111,14 +122,19 @@ async function main() {
       maxUserDataBytes: config.maxUserDataBytes,
       terminatedRetentionMs: config.terminatedRetentionMs,
       instancesDir: config.paths.instances,
+      imageImportDirs: config.imageImportDirs,
     },
   };
 
   if (role === 'all' || role === 'worker') {
     const notes = await network.ensureNetwork(net.spec);
-    for (const note of notes ?? []) log(`network: ${note}`);
-    log(`virtualisation: ${virt.virtType === 'kvm' ? 'kvm' : virt.virtType === 'qemu' ? 'TCG (qemu)' : virt.virtType} (${virt.reason})`);
-    log(`network: bridge ${net.spec.bridge} ${config.networkCidr}, gateway ${net.gatewayIp}, NAT uplink ${uplink ?? 'none'}`);
+    for (const note of notes.notes) log(`network: ${note}`);
+    log(
+      `virtualisation: ${virt.virtType === 'kvm' ? 'kvm' : virt.virtType === 'qemu' ? 'TCG (qemu)' : virt.virtType} (${virt.reason})`,
+    );
+    log(
+      `network: bridge ${net.spec.bridge} ${config.networkCidr}, gateway ${net.gatewayIp}, NAT uplink ${uplink ?? 'none'}`,
+    );
     const worker = await startWorker(workerDeps, {
       connection: connectionFromUrl(config.redisUrl),
       prefix: `minicloud-${config.prefix}`,
@@ -126,7 +142,8 @@ async function main() {
       reconcileIntervalMs: config.reconcileIntervalMs,
     });
     closers.push(() => worker.close());
-    if (config.defaultImage) await registerDefaultImage(new ImageService(serviceContext), config.defaultImage);
+    if (config.defaultImage)
+      await registerDefaultImage(new ImageService(serviceContext), config.defaultImage);
   }
 
   if (role === 'all' || role === 'api') {
@@ -136,8 +153,13 @@ async function main() {
       s.on('error', reject);
     });
     closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const where = admin.source === 'environment' ? 'from MINICLOUD_ADMIN_KEY' : `stored in ${config.paths.adminKeyFile}`;
-    log(`minicloud API listening on http://${config.listenHost}:${config.listenPort}/v1 (OpenAPI: /v1/openapi.json)`);
+    const where =
+      admin.source === 'environment'
+        ? 'from MINICLOUD_ADMIN_KEY'
+        : `stored in ${config.paths.adminKeyFile}`;
+    log(
+      `minicloud API listening on http://${config.listenHost}:${config.listenPort}/v1 (OpenAPI: /v1/openapi.json)`,
+    );
     log(`admin API key (${where}): ${admin.key}`);
   }
   log('minicloud ready');
@@ -164,14 +186,20 @@ async function registerDefaultImage(images: ImageService, path: string) {
     log(`default image: ${existing.imageId} (${name}, ${existing.state})`);
     return;
   }
-  const image = await images.register({ name, source: path, description: 'minicloud busybox test image', isDefault: true });
+  const image = await images.register({
+    name,
+    source: path,
+    description: 'minicloud busybox test image',
+    isDefault: true,
+  });
   log(`default image: ${image.imageId} (${name}) registering from ${path}`);
 }
 
 /** Remove every domain, tap, bridge, dnsmasq, nft table and file of this installation. */
 async function teardown(deps: WorkerDeps) {
   const { prefix } = deps.settings;
-  for (const d of await deps.hypervisor.listDomains(`${prefix}-`)) await deps.hypervisor.undefine(d.name);
+  for (const d of await deps.hypervisor.listDomains(`${prefix}-`))
+    await deps.hypervisor.undefine(d.name);
   const instances = await deps.db.instance.findMany({ select: { id: true } });
   for (const i of instances) await tearDown(deps, i.id);
   for (const link of await deps.network.listOwnedLinks(prefix)) {

@@ -43,7 +43,11 @@ export function domainSpecFor(deps: WorkerDeps, instance: Instance): DomainSpec 
     ],
     nics: [{ tap: l.tap, mac: instance.macAddress }],
     consoleLogPath: l.consoleLog,
-    metadata: { instanceId: instance.id, instanceType: instance.instanceType, imageId: instance.imageId },
+    metadata: {
+      instanceId: instance.id,
+      instanceType: instance.instanceType,
+      imageId: instance.imageId,
+    },
   };
 }
 
@@ -59,7 +63,11 @@ export async function syncReservations(deps: WorkerDeps): Promise<void> {
   });
   const reservations = leases
     .filter((l) => l.instance.state !== 'terminated')
-    .map((l) => ({ mac: l.instance.macAddress, ip: l.ip, hostname: `ip-${l.ip.replaceAll('.', '-')}` }));
+    .map((l) => ({
+      mac: l.instance.macAddress,
+      ip: l.ip,
+      hostname: `ip-${l.ip.replaceAll('.', '-')}`,
+    }));
   await deps.network.setReservations(deps.settings.network, reservations);
 }
 
@@ -90,7 +98,11 @@ export async function bringUp(
     if (!instance.image.path || !instance.image.format) {
       throw new Error(`image ${instance.imageId} has no file`);
     }
-    await ensureOverlay({ path: l.rootDisk, backingPath: instance.image.path, backingFormat: instance.image.format as 'qcow2' | 'raw' });
+    await ensureOverlay({
+      path: l.rootDisk,
+      backingPath: instance.image.path,
+      backingFormat: instance.image.format as 'qcow2' | 'raw',
+    });
   }
 
   const documents = buildSeedDocuments({
@@ -102,13 +114,19 @@ export async function bringUp(
   });
   await writeSeedIso(l.seedIso, documents);
 
-  await deps.network.ensurePort({ bridge: deps.settings.network.bridge, tap: l.tap, mac: instance.macAddress });
-  revert.add('tap', () => deps.network.removePort(l.tap));
+  await deps.network.ensurePort({
+    bridge: deps.settings.network.bridge,
+    tap: l.tap,
+    mac: instance.macAddress,
+  });
+  revert.add('tap', async () => void (await deps.network.removePort(l.tap)));
   await syncReservations(deps);
 
   const spec = domainSpecFor(deps, instance);
   await deps.hypervisor.ensureRunning(spec);
-  revert.add('domain', () => (fresh ? deps.hypervisor.undefine(l.domain) : deps.hypervisor.destroy(l.domain)));
+  revert.add('domain', () =>
+    fresh ? deps.hypervisor.undefine(l.domain) : deps.hypervisor.destroy(l.domain),
+  );
 }
 
 /** Remove every host object of an instance. Idempotent: missing things are fine. */

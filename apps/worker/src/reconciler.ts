@@ -49,14 +49,32 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
       await deps.hypervisor.undefine(d.name);
       report.removedDomains.push(d.name);
     } else if (instance.state === 'running' && d.state !== 'running' && d.state !== 'paused') {
-      if (await markStopped(deps, id, instance.actionSeq, 'Client.InstanceInitiatedShutdown: Instance initiated shutdown')) {
+      if (
+        await markStopped(
+          deps,
+          id,
+          instance.actionSeq,
+          'Client.InstanceInitiatedShutdown: Instance initiated shutdown',
+        )
+      ) {
         report.markedStopped.push(id);
       }
     }
   }
   for (const instance of live) {
-    if (instance.state === 'running' && !seenDomains.has(instance.id) && !locks.isHeld(instance.id)) {
-      if (await markStopped(deps, instance.id, instance.actionSeq, 'Server.InternalError: the domain disappeared')) {
+    if (
+      instance.state === 'running' &&
+      !seenDomains.has(instance.id) &&
+      !locks.isHeld(instance.id)
+    ) {
+      if (
+        await markStopped(
+          deps,
+          instance.id,
+          instance.actionSeq,
+          'Server.InternalError: the domain disappeared',
+        )
+      ) {
         report.markedStopped.push(instance.id);
       }
     }
@@ -66,7 +84,8 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   const wantedTaps = new Set(live.map((i) => tapName(settings.prefix, i.id)));
   for (const link of await deps.network.listOwnedLinks(settings.prefix)) {
     if (link.kind !== 'tun' || wantedTaps.has(link.name)) continue;
-    if (live.some((i) => locks.isHeld(i.id) && tapName(settings.prefix, i.id) === link.name)) continue;
+    if (live.some((i) => locks.isHeld(i.id) && tapName(settings.prefix, i.id) === link.name))
+      continue;
     await deps.network.removePort(link.name);
     report.removedTaps.push(link.name);
   }
@@ -77,7 +96,10 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   }
 
   // Image files of deregistered or unknown images (imports in flight hold their lock).
-  const images = await db.image.findMany({ where: { state: { not: 'deregistered' } }, select: { id: true } });
+  const images = await db.image.findMany({
+    where: { state: { not: 'deregistered' } },
+    select: { id: true },
+  });
   const wantedImages = new Set(images.map((i) => i.id));
   for (const file of await deps.images.listImageFiles()) {
     if (wantedImages.has(file.imageId) || locks.isHeld(file.imageId)) continue;
@@ -92,18 +114,33 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
       i.state === 'pending'
         ? i.actionSeq === 0
           ? await deps.queue.ensureJob('instance.launch', { instanceId: i.id }, `${i.id}.launch`)
-          : await deps.queue.ensureJob('instance.start', { instanceId: i.id }, `${i.id}.start.${i.actionSeq}`)
+          : await deps.queue.ensureJob(
+              'instance.start',
+              { instanceId: i.id },
+              `${i.id}.start.${i.actionSeq}`,
+            )
         : i.state === 'stopping'
-          ? await deps.queue.ensureJob('instance.stop', { instanceId: i.id, force: false }, `${i.id}.stop.${i.actionSeq}`)
+          ? await deps.queue.ensureJob(
+              'instance.stop',
+              { instanceId: i.id, force: false },
+              `${i.id}.stop.${i.actionSeq}`,
+            )
           : i.state === 'shutting-down'
-            ? await deps.queue.ensureJob('instance.terminate', { instanceId: i.id }, `${i.id}.terminate.${i.actionSeq}`)
+            ? await deps.queue.ensureJob(
+                'instance.terminate',
+                { instanceId: i.id },
+                `${i.id}.terminate.${i.actionSeq}`,
+              )
             : false;
     if (requeued) report.requeued.push(i.id);
   }
-  const pendingImages = await db.image.findMany({ where: { state: { in: ['pending', 'deregistering'] } } });
+  const pendingImages = await db.image.findMany({
+    where: { state: { in: ['pending', 'deregistering'] } },
+  });
   for (const image of pendingImages) {
     if (locks.isHeld(image.id)) continue;
-    if (image.state === 'pending') await deps.queue.ensureJob('image.import', { imageId: image.id }, `${image.id}.import`);
+    if (image.state === 'pending')
+      await deps.queue.ensureJob('image.import', { imageId: image.id }, `${image.id}.import`);
     else await deps.queue.ensureJob('image.delete', { imageId: image.id }, `${image.id}.delete`);
   }
 
@@ -126,7 +163,12 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   return report;
 }
 
-async function markStopped(deps: WorkerDeps, id: string, seq: number, reason: string): Promise<boolean> {
+async function markStopped(
+  deps: WorkerDeps,
+  id: string,
+  seq: number,
+  reason: string,
+): Promise<boolean> {
   const { count } = await deps.db.instance.updateMany({
     where: { id, state: 'running', actionSeq: seq },
     data: { state: 'stopped', stateReason: reason },

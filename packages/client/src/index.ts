@@ -19,12 +19,19 @@ export class MinicloudClient {
   constructor(private readonly options: { baseUrl: string; apiKey: string }) {}
 
   /** A raw request: never throws on HTTP status, so callers can assert on 4xx answers. */
-  async request<T = any>(method: string, path: string, body?: unknown, rawBody?: string): Promise<ApiResponse<T>> {
+  async request<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    rawBody?: string,
+  ): Promise<ApiResponse<T>> {
     const res = await fetch(`${this.options.baseUrl}${path}`, {
       method,
       headers: {
         authorization: `Bearer ${this.options.apiKey}`,
-        ...(body !== undefined || rawBody !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...(body !== undefined || rawBody !== undefined
+          ? { 'content-type': 'application/json' }
+          : {}),
       },
       body: rawBody ?? (body === undefined ? undefined : JSON.stringify(body)),
     });
@@ -36,7 +43,11 @@ export class MinicloudClient {
   async call<T = any>(method: string, path: string, body?: unknown): Promise<T> {
     const r = await this.request<any>(method, path, body);
     if (r.status >= 300) {
-      throw new MinicloudApiError(r.status, r.body?.error?.code ?? 'Unknown', r.body?.error?.message ?? '');
+      throw new MinicloudApiError(
+        r.status,
+        r.body?.error?.code ?? 'Unknown',
+        r.body?.error?.message ?? '',
+      );
     }
     return r.body as T;
   }
@@ -58,7 +69,12 @@ export class MinicloudClient {
   }
 
   /** Poll until the instance reaches one of `states` (throws on timeout with the last state). */
-  async waitForInstanceState(instanceId: string, states: string[], timeoutMs = 120_000, intervalMs = 100) {
+  async waitForInstanceState(
+    instanceId: string,
+    states: string[],
+    timeoutMs = 120_000,
+    intervalMs = 100,
+  ) {
     const deadline = Date.now() + timeoutMs;
     let last: any;
     while (Date.now() < deadline) {
@@ -66,7 +82,9 @@ export class MinicloudClient {
       if (states.includes(last.state.name)) return last;
       await new Promise((r) => setTimeout(r, intervalMs));
     }
-    throw new Error(`${instanceId} did not reach ${states.join('|')} in ${timeoutMs} ms (last: ${last?.state?.name}, ${last?.stateReason})`);
+    throw new Error(
+      `${instanceId} did not reach ${states.join('|')} in ${timeoutMs} ms (last: ${last?.state?.name}, ${last?.stateReason})`,
+    );
   }
 
   async waitForImage(imageId: string, timeoutMs = 120_000) {

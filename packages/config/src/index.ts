@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 
 /**
  * The one settings schema. Apps read the environment once through `loadConfig`, which reports
@@ -11,14 +11,20 @@ const listen = z
 
 const schema = z.object({
   MINICLOUD_LISTEN: listen.default('127.0.0.1:8080'),
-  MINICLOUD_DATA_DIR: z.string().startsWith('/', 'must be an absolute path').default('/var/lib/minicloud'),
+  MINICLOUD_DATA_DIR: z
+    .string()
+    .startsWith('/', 'must be an absolute path')
+    .default('/var/lib/minicloud'),
   MINICLOUD_PREFIX: z
     .string()
     .regex(/^[a-z][a-z0-9]{1,4}$/, '2-5 characters [a-z0-9], starting with a letter')
     .default('mc'),
   MINICLOUD_ADMIN_KEY: z.string().min(16, 'at least 16 characters').optional(),
   MINICLOUD_REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
-  MINICLOUD_DATABASE_URL: z.string().startsWith('file:', 'only SQLite file: URLs for now').optional(),
+  MINICLOUD_DATABASE_URL: z
+    .string()
+    .startsWith('file:', 'only SQLite file: URLs for now')
+    .optional(),
   MINICLOUD_LIBVIRT_URI: z.string().default('qemu:///system'),
   MINICLOUD_VIRT_TYPE: z.enum(['auto', 'kvm', 'qemu', 'test']).default('auto'),
   MINICLOUD_NETWORK_CIDR: z
@@ -35,7 +41,11 @@ const schema = z.object({
   MINICLOUD_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86400).default(30),
   MINICLOUD_TERMINATED_RETENTION_MINUTES: z.coerce.number().int().min(0).default(60),
   MINICLOUD_DEFAULT_IMAGE: z.string().startsWith('/').optional(),
-  MINICLOUD_MAX_USER_DATA_BYTES: z.coerce.number().int().default(16 * 1024),
+  MINICLOUD_IMAGE_IMPORT_DIRS: z.string().default('/srv/images,/var/lib/minicloud/import,/var/cache/minicloud'),
+  MINICLOUD_MAX_USER_DATA_BYTES: z.coerce
+    .number()
+    .int()
+    .default(16 * 1024),
 });
 
 export interface Config {
@@ -57,6 +67,8 @@ export interface Config {
   terminatedRetentionMs: number;
   defaultImage: string | undefined;
   maxUserDataBytes: number;
+  /** Local directories images may be registered from (the API refuses other local paths). */
+  imageImportDirs: string[];
   paths: {
     images: string;
     instances: string;
@@ -102,6 +114,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     terminatedRetentionMs: e.MINICLOUD_TERMINATED_RETENTION_MINUTES * 60_000,
     defaultImage: e.MINICLOUD_DEFAULT_IMAGE,
     maxUserDataBytes: e.MINICLOUD_MAX_USER_DATA_BYTES,
+    imageImportDirs: [
+      ...e.MINICLOUD_IMAGE_IMPORT_DIRS.split(',').filter(Boolean),
+      ...(e.MINICLOUD_DEFAULT_IMAGE ? [dirname(e.MINICLOUD_DEFAULT_IMAGE)] : []),
+    ].map((d) => d.replace(/\/+$/, '') || '/'),
     paths: {
       images: join(dataDir, 'images'),
       instances: join(dataDir, 'instances'),

@@ -13,7 +13,11 @@ describe('settings', () => {
   });
 
   it('reads overrides and ignores unrelated variables', () => {
-    const c = loadConfig({ MINICLOUD_LISTEN: '0.0.0.0:9000', MINICLOUD_DATA_DIR: '/srv/mc/', PATH: '/bin' });
+    const c = loadConfig({
+      MINICLOUD_LISTEN: '0.0.0.0:9000',
+      MINICLOUD_DATA_DIR: '/srv/mc/',
+      PATH: '/bin',
+    });
     expect(c.listenHost).toBe('0.0.0.0');
     expect(c.listenPort).toBe(9000);
     expect(c.dataDir).toBe('/srv/mc');
@@ -21,7 +25,11 @@ describe('settings', () => {
 
   it('reports every bad key at once', () => {
     try {
-      loadConfig({ MINICLOUD_LISTEN: 'nope', MINICLOUD_PREFIX: 'BAD-PREFIX', MINICLOUD_DATA_DIR: 'relative' });
+      loadConfig({
+        MINICLOUD_LISTEN: 'nope',
+        MINICLOUD_PREFIX: 'BAD-PREFIX',
+        MINICLOUD_DATA_DIR: 'relative',
+      });
       throw new Error('expected ConfigError');
     } catch (e) {
       expect(e).toBeInstanceOf(ConfigError);

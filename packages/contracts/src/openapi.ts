@@ -5,7 +5,12 @@ const body = (schema: z.ZodType) => ({
   required: true,
   content: { 'application/json': { schema: z.toJSONSchema(schema, { io: 'input' }) } },
 });
-const idParam = (name: string) => ({ name, in: 'path', required: true, schema: { type: 'string' } });
+const idParam = (name: string) => ({
+  name,
+  in: 'path',
+  required: true,
+  schema: { type: 'string' },
+});
 const ok = (description: string) => ({ description });
 const errorsOf = { '4XX': { description: 'EC2-like error: {error: {code, message}}' } };
 
@@ -34,7 +39,9 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       },
       '/v1/instance-types': {
         get: op('Describe instance types'),
-        post: op('Add a custom instance type', { requestBody: body(req.CreateInstanceTypeRequest) }),
+        post: op('Add a custom instance type', {
+          requestBody: body(req.CreateInstanceTypeRequest),
+        }),
       },
       '/v1/key-pairs': {
         get: op('Describe key pairs'),

@@ -16,10 +16,20 @@ export const SafeName = z
   .regex(/^[A-Za-z0-9][A-Za-z0-9 ._()+-]*$/, 'letters, digits, spaces and ._()+- only')
   .refine((s) => !s.includes('..'), 'must not contain ".."');
 
+const hasControlChars = (s: string) => [...s].some((c) => c.charCodeAt(0) < 0x20);
+
 export const Tags = z
   .record(
-    z.string().min(1).max(128).regex(/^[^\0-\x1f]+$/, 'no control characters').refine((k) => !k.startsWith('aws:'), 'the aws: prefix is reserved'),
-    z.string().max(256).regex(/^[^\0-\x1f]*$/, 'no control characters'),
+    z
+      .string()
+      .min(1)
+      .max(128)
+      .refine((k) => !hasControlChars(k), 'no control characters')
+      .refine((k) => !k.startsWith('aws:'), 'the aws: prefix is reserved'),
+    z
+      .string()
+      .max(256)
+      .refine((v) => !hasControlChars(v), 'no control characters'),
   )
   .refine((t) => Object.keys(t).length <= 50, 'at most 50 tags');
 
@@ -37,7 +47,9 @@ export const CreateImageRequest = z.strictObject({
     .refine((s) => !/[\0\n\r]/.test(s), 'source must not contain control characters'),
 });
 
-export const InstanceTypeName = z.string().regex(/^[a-z][a-z0-9-]{0,15}\.[a-z0-9]{1,16}$/, 'like t3.micro');
+export const InstanceTypeName = z
+  .string()
+  .regex(/^[a-z][a-z0-9-]{0,15}\.[a-z0-9]{1,16}$/, 'like t3.micro');
 
 export const CreateInstanceTypeRequest = z.strictObject({
   instanceType: InstanceTypeName,
@@ -49,7 +61,11 @@ export const CreateInstanceTypeRequest = z.strictObject({
     'accelerated-computing',
   ]),
   vcpus: z.number().int().min(1).max(256),
-  memoryMiB: z.number().int().min(64).max(4 * 1024 * 1024),
+  memoryMiB: z
+    .number()
+    .int()
+    .min(64)
+    .max(4 * 1024 * 1024),
   instanceStorageGiB: z.number().int().min(0).max(65536).default(0),
   gpus: z.number().int().min(0).max(16).default(0),
 });
@@ -82,7 +98,12 @@ export const RunInstancesRequest = z.strictObject({
   minCount: z.number().int().min(1).max(100).default(1),
   maxCount: z.number().int().min(1).max(100).optional(),
   userData: Base64.optional(),
-  clientToken: z.string().min(1).max(64).regex(/^[\x21-\x7e]+$/, 'printable ASCII').optional(),
+  clientToken: z
+    .string()
+    .min(1)
+    .max(64)
+    .regex(/^[\x21-\x7e]+$/, 'printable ASCII')
+    .optional(),
   tags: Tags.optional(),
 });
 

@@ -1,8 +1,17 @@
-import { CreateImageRequest, KeyName, RunInstancesRequest, SafeName, buildOpenApiDocument } from '../src/index.js';
+import {
+  CreateImageRequest,
+  KeyName,
+  RunInstancesRequest,
+  SafeName,
+  buildOpenApiDocument,
+} from '../src/index.js';
 
 describe('request validation', () => {
   it('accepts a minimal launch and fills defaults', () => {
-    const r = RunInstancesRequest.parse({ imageId: 'ami-0123456789abcdef0', instanceType: 't3.micro' });
+    const r = RunInstancesRequest.parse({
+      imageId: 'ami-0123456789abcdef0',
+      instanceType: 't3.micro',
+    });
     expect(r.minCount).toBe(1);
   });
 
@@ -28,9 +37,15 @@ describe('request validation', () => {
 
   it('takes only absolute paths or http(s) URLs as image sources', () => {
     expect(CreateImageRequest.safeParse({ name: 'x', source: '/srv/x.qcow2' }).success).toBe(true);
-    expect(CreateImageRequest.safeParse({ name: 'x', source: 'https://example.org/x.qcow2' }).success).toBe(true);
-    expect(CreateImageRequest.safeParse({ name: 'x', source: 'relative.qcow2' }).success).toBe(false);
-    expect(CreateImageRequest.safeParse({ name: 'x', source: 'file:///etc/shadow' }).success).toBe(false);
+    expect(
+      CreateImageRequest.safeParse({ name: 'x', source: 'https://example.org/x.qcow2' }).success,
+    ).toBe(true);
+    expect(CreateImageRequest.safeParse({ name: 'x', source: 'relative.qcow2' }).success).toBe(
+      false,
+    );
+    expect(CreateImageRequest.safeParse({ name: 'x', source: 'file:///etc/shadow' }).success).toBe(
+      false,
+    );
   });
 
   it('builds an OpenAPI document with request schemas', () => {

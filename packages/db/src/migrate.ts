@@ -16,9 +16,13 @@ export async function applyMigrations(url: string, dir: string): Promise<string[
   const sqlite = new Database(file, { timeout: 10_000 });
   try {
     sqlite.pragma('journal_mode = WAL');
-    sqlite.exec('CREATE TABLE IF NOT EXISTS _minicloud_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)');
+    sqlite.exec(
+      'CREATE TABLE IF NOT EXISTS _minicloud_migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)',
+    );
     const done = new Set(
-      (sqlite.prepare('SELECT name FROM _minicloud_migrations').all() as { name: string }[]).map((r) => r.name),
+      (sqlite.prepare('SELECT name FROM _minicloud_migrations').all() as { name: string }[]).map(
+        (r) => r.name,
+      ),
     );
     const applied: string[] = [];
     for (const name of names) {
@@ -26,7 +30,9 @@ export async function applyMigrations(url: string, dir: string): Promise<string[
       const sql = await readFile(join(dir, name, 'migration.sql'), 'utf8');
       sqlite.transaction(() => {
         sqlite.exec(sql);
-        sqlite.prepare('INSERT INTO _minicloud_migrations (name, applied_at) VALUES (?, ?)').run(name, new Date().toISOString());
+        sqlite
+          .prepare('INSERT INTO _minicloud_migrations (name, applied_at) VALUES (?, ?)')
+          .run(name, new Date().toISOString());
       })();
       applied.push(name);
     }

@@ -6,7 +6,9 @@ export const NAME_PREFIX = /^[a-z][a-z0-9]{1,4}$/;
 
 export function assertNamePrefix(prefix: string): string {
   if (!NAME_PREFIX.test(prefix)) {
-    throw new Error(`name prefix must match ${NAME_PREFIX} (2-5 chars), got ${JSON.stringify(prefix)}`);
+    throw new Error(
+      `name prefix must match ${NAME_PREFIX} (2-5 chars), got ${JSON.stringify(prefix)}`,
+    );
   }
   return prefix;
 }

@@ -41,11 +41,19 @@ describe('instance type catalog', () => {
   it('covers every family with EC2 names and sizes', () => {
     const families = new Set(BUILT_IN_INSTANCE_TYPES.map((t) => t.family));
     expect(families).toEqual(
-      new Set(['general-purpose', 'compute-optimized', 'memory-optimized', 'storage-optimized', 'accelerated-computing']),
+      new Set([
+        'general-purpose',
+        'compute-optimized',
+        'memory-optimized',
+        'storage-optimized',
+        'accelerated-computing',
+      ]),
     );
     const micro = BUILT_IN_INSTANCE_TYPES.find((t) => t.instanceType === 't3.micro');
     expect(micro).toMatchObject({ vcpus: 2, memoryMiB: 1024 });
-    expect(BUILT_IN_INSTANCE_TYPES.find((t) => t.instanceType === 'i3.large')?.instanceStorageGiB).toBe(475);
+    expect(
+      BUILT_IN_INSTANCE_TYPES.find((t) => t.instanceType === 'i3.large')?.instanceStorageGiB,
+    ).toBe(475);
     expect(BUILT_IN_INSTANCE_TYPES.find((t) => t.instanceType === 'g4dn.xlarge')?.gpus).toBe(1);
   });
 });

@@ -2,7 +2,11 @@ import { mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Write a file atomically (temp file + rename) so readers never see half of it. */
-export async function writeFileAtomic(path: string, data: string | Buffer, mode = 0o644): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: string | Buffer,
+  mode = 0o644,
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(16).slice(2)}`;
   await writeFile(tmp, data, { mode });

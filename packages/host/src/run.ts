@@ -43,7 +43,8 @@ const DEFAULT_TIMEOUT_MS = 30_000;
 const SAFE_COMMAND = /^[A-Za-z0-9_./-]+$/;
 
 export const run: CommandRunner = (command, args, options = {}) => {
-  if (!SAFE_COMMAND.test(command)) throw new Error(`refusing to run command ${JSON.stringify(command)}`);
+  if (!SAFE_COMMAND.test(command))
+    throw new Error(`refusing to run command ${JSON.stringify(command)}`);
   const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const child = execFile(
@@ -82,13 +83,15 @@ export function startDetached(
   args: readonly string[],
   logFd: number | 'ignore' = 'ignore',
 ): number {
-  if (!SAFE_COMMAND.test(command)) throw new Error(`refusing to run command ${JSON.stringify(command)}`);
+  if (!SAFE_COMMAND.test(command))
+    throw new Error(`refusing to run command ${JSON.stringify(command)}`);
   const child = spawn(command, [...args], {
     detached: true,
     stdio: ['ignore', logFd, logFd],
   });
   child.unref();
-  if (child.pid === undefined) throw new HostCommandError(command, args, null, 'spawn failed', false);
+  if (child.pid === undefined)
+    throw new HostCommandError(command, args, null, 'spawn failed', false);
   return child.pid;
 }
 

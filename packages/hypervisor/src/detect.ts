@@ -28,18 +28,26 @@ export function detectVirtType(options: DetectVirtTypeOptions = {}): VirtTypeDec
   const { override = 'auto', kvmDevice = '/dev/kvm', pvmMarker = '/sys/module/kvm_pvm' } = options;
   if (override !== 'auto') {
     if (!['kvm', 'qemu', 'test'].includes(override)) {
-      throw new Error(`virt type override must be kvm, qemu, test or auto, got ${JSON.stringify(override)}`);
+      throw new Error(
+        `virt type override must be kvm, qemu, test or auto, got ${JSON.stringify(override)}`,
+      );
     }
     return { virtType: override, reason: `virt type set to '${override}' by configuration` };
   }
   if (!existsSync(kvmDevice)) {
-    return { virtType: 'qemu', reason: `${kvmDevice} does not exist: no KVM, using TCG (emulation)` };
+    return {
+      virtType: 'qemu',
+      reason: `${kvmDevice} does not exist: no KVM, using TCG (emulation)`,
+    };
   }
   try {
     closeSync(openSync(kvmDevice, 'r+'));
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code ?? String(e);
-    return { virtType: 'qemu', reason: `${kvmDevice} cannot be opened read-write (${code}): using TCG (emulation)` };
+    return {
+      virtType: 'qemu',
+      reason: `${kvmDevice} cannot be opened read-write (${code}): using TCG (emulation)`,
+    };
   }
   if (existsSync(pvmMarker)) {
     return {
@@ -47,5 +55,8 @@ export function detectVirtType(options: DetectVirtTypeOptions = {}): VirtTypeDec
       reason: `kvm_pvm module loaded (${pvmMarker}): nested KVM without hardware support, using TCG`,
     };
   }
-  return { virtType: 'kvm', reason: `${kvmDevice} is usable and KVM is hardware-backed: using KVM` };
+  return {
+    virtType: 'kvm',
+    reason: `${kvmDevice} is usable and KVM is hardware-backed: using KVM`,
+  };
 }

@@ -89,7 +89,11 @@ function checkPath(path: string, what: string): void {
 /** Throws HypervisorError('InvalidDomainSpec') naming the first bad field. */
 export function validateDomainSpec(spec: DomainSpec): void {
   check(typeof spec.name === 'string' && NAME_RE.test(spec.name), 'domain name', spec.name);
-  check(typeof spec.uuid === 'string' && UUID_RE.test(spec.uuid), 'uuid (lowercase RFC 4122)', spec.uuid);
+  check(
+    typeof spec.uuid === 'string' && UUID_RE.test(spec.uuid),
+    'uuid (lowercase RFC 4122)',
+    spec.uuid,
+  );
   check(['kvm', 'qemu', 'test'].includes(spec.virtType), 'virtType', spec.virtType);
   check(Number.isInteger(spec.vcpus) && spec.vcpus >= 1 && spec.vcpus <= 255, 'vcpus', spec.vcpus);
   check(
@@ -97,7 +101,11 @@ export function validateDomainSpec(spec: DomainSpec): void {
     'memoryMiB',
     spec.memoryMiB,
   );
-  check(Array.isArray(spec.disks) && spec.disks.length >= 1 && spec.disks.length <= 26, 'disks', spec.disks?.length);
+  check(
+    Array.isArray(spec.disks) && spec.disks.length >= 1 && spec.disks.length <= 26,
+    'disks',
+    spec.disks?.length,
+  );
   const targets = new Set<string>();
   for (const d of spec.disks) {
     checkPath(d.path, 'disk path');
@@ -106,7 +114,11 @@ export function validateDomainSpec(spec: DomainSpec): void {
     check(!targets.has(d.target), 'disk target (duplicate)', d.target);
     targets.add(d.target);
     check(d.readOnly === undefined || typeof d.readOnly === 'boolean', 'disk readOnly', d.readOnly);
-    check(d.serial === undefined || (typeof d.serial === 'string' && SERIAL_RE.test(d.serial)), 'disk serial', d.serial);
+    check(
+      d.serial === undefined || (typeof d.serial === 'string' && SERIAL_RE.test(d.serial)),
+      'disk serial',
+      d.serial,
+    );
   }
   check(Array.isArray(spec.nics) && spec.nics.length <= 8, 'nics', spec.nics?.length);
   const taps = new Set<string>();
@@ -116,18 +128,30 @@ export function validateDomainSpec(spec: DomainSpec): void {
     taps.add(n.tap);
     const mac = typeof n.mac === 'string' ? n.mac.toLowerCase() : '';
     // A guest MAC must be unicast (I/G bit of the first octet clear).
-    check(MAC_RE.test(mac) && (parseInt(mac.slice(0, 2), 16) & 1) === 0, 'nic mac (unicast)', n.mac);
+    check(
+      MAC_RE.test(mac) && (parseInt(mac.slice(0, 2), 16) & 1) === 0,
+      'nic mac (unicast)',
+      n.mac,
+    );
   }
   checkPath(spec.consoleLogPath, 'consoleLogPath');
   const md = spec.metadata;
   check(typeof md === 'object' && md !== null, 'metadata', md);
-  check(typeof md.instanceId === 'string' && INSTANCE_ID_RE.test(md.instanceId), 'metadata.instanceId', md.instanceId);
+  check(
+    typeof md.instanceId === 'string' && INSTANCE_ID_RE.test(md.instanceId),
+    'metadata.instanceId',
+    md.instanceId,
+  );
   check(
     typeof md.instanceType === 'string' && INSTANCE_TYPE_RE.test(md.instanceType),
     'metadata.instanceType',
     md.instanceType,
   );
-  check(typeof md.imageId === 'string' && IMAGE_ID_RE.test(md.imageId), 'metadata.imageId', md.imageId);
+  check(
+    typeof md.imageId === 'string' && IMAGE_ID_RE.test(md.imageId),
+    'metadata.imageId',
+    md.imageId,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -50,7 +50,10 @@ export function isDomainNotRunningError(e: unknown): boolean {
 /** VIR_ERR_OPERATION_INVALID "domain is already running" (or "already active"). */
 export function isDomainAlreadyRunningError(e: unknown): boolean {
   const m = messageOf(e);
-  return /\bdomain is already (running|active)\b/.test(m) || /\bdomain '[^']*' is already (running|active)\b/.test(m);
+  return (
+    /\bdomain is already (running|active)\b/.test(m) ||
+    /\bdomain '[^']*' is already (running|active)\b/.test(m)
+  );
 }
 
 /** The connection to libvirtd is gone (daemon restarted, socket closed): reopen and retry. */
@@ -75,7 +78,9 @@ export function toHypervisorError(e: unknown, what: string): HypervisorError {
   if (e instanceof HypervisorError) return e;
   const m = messageOf(e);
   if (isDomainNotFoundError(e)) return new HypervisorError('DomainNotFound', `${what}: ${m}`, e);
-  if (isDomainNotRunningError(e)) return new HypervisorError('DomainNotRunning', `${what}: ${m}`, e);
-  if (isConnectionError(e)) return new HypervisorError('LibvirtConnectionError', `${what}: ${m}`, e);
+  if (isDomainNotRunningError(e))
+    return new HypervisorError('DomainNotRunning', `${what}: ${m}`, e);
+  if (isConnectionError(e))
+    return new HypervisorError('LibvirtConnectionError', `${what}: ${m}`, e);
   return new HypervisorError('LibvirtError', `${what}: ${m}`, e);
 }

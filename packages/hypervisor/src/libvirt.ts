@@ -124,7 +124,10 @@ export class LibvirtHypervisor implements Hypervisor {
 
   constructor(options: LibvirtHypervisorOptions) {
     if (typeof options.uri !== 'string' || !/^[a-z][a-z0-9+]*:\/\/[^\s]*$/.test(options.uri)) {
-      throw new HypervisorError('LibvirtError', `invalid libvirt URI ${JSON.stringify(options.uri)}`);
+      throw new HypervisorError(
+        'LibvirtError',
+        `invalid libvirt URI ${JSON.stringify(options.uri)}`,
+      );
     }
     this.uri = options.uri;
     this.run = options.run ?? hostRun;
@@ -200,7 +203,10 @@ export class LibvirtHypervisor implements Hypervisor {
     }
   }
 
-  private static async stateOf(c: LibvirtConnection, d: LibvirtDomain): Promise<DomainState | null> {
+  private static async stateOf(
+    c: LibvirtConnection,
+    d: LibvirtDomain,
+  ): Promise<DomainState | null> {
     try {
       return mapDomainState((await c.domainGetInfo(d)).state);
     } catch (e) {
@@ -250,7 +256,9 @@ export class LibvirtHypervisor implements Hypervisor {
     });
   }
 
-  async ensureRunning(spec: DomainSpec): Promise<{ defined: EnsureDefinedResult; started: boolean }> {
+  async ensureRunning(
+    spec: DomainSpec,
+  ): Promise<{ defined: EnsureDefinedResult; started: boolean }> {
     const defined = await this.ensureDefined(spec);
     const started = await this.startIfNeeded(spec.name);
     return { defined, started };
@@ -334,13 +342,16 @@ export class LibvirtHypervisor implements Hypervisor {
         }
       }
     }
+    const last = await this.getState(name);
+    if (first === 'requested' && (last === null || last === 'shutoff')) return 'graceful';
     await this.destroy(name);
     return 'forced';
   }
 
   async reboot(name: string, options: RebootOptions = {}): Promise<void> {
     const state = await this.getState(name);
-    if (state === null) throw new HypervisorError('DomainNotFound', `reboot ${name}: domain not defined`);
+    if (state === null)
+      throw new HypervisorError('DomainNotFound', `reboot ${name}: domain not defined`);
     if (state !== 'running') {
       throw new HypervisorError('DomainNotRunning', `reboot ${name}: domain is ${state}`);
     }

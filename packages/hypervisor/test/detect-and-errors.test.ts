@@ -28,7 +28,10 @@ describe('detectVirtType', () => {
 
   it('picks TCG when kvm_pvm is loaded, and says why', () => {
     const r = detectVirtType({ kvmDevice: join(dir, 'kvm'), pvmMarker: join(dir, 'kvm_pvm') });
-    expect(r).toEqual({ virtType: 'qemu', reason: expect.stringContaining('kvm_pvm module loaded') });
+    expect(r).toEqual({
+      virtType: 'qemu',
+      reason: expect.stringContaining('kvm_pvm module loaded'),
+    });
     expect(r.reason).toContain('TCG');
   });
 
@@ -57,7 +60,10 @@ describe('libvirt error classification', () => {
   it.each([
     ['Domain not found', true],
     ["Domain not found: no domain with matching name 'mc-x'", true],
-    ["Domain not found: no domain with matching uuid '6695eb01-f6a4-8304-79aa-97f2502e193f' (test)", true],
+    [
+      "Domain not found: no domain with matching uuid '6695eb01-f6a4-8304-79aa-97f2502e193f' (test)",
+      true,
+    ],
     ['Requested operation is not valid: domain is not running', false],
   ])('not found: %s -> %s', (m, want) => {
     expect(isDomainNotFoundError(new Error(m))).toBe(want);
@@ -72,19 +78,27 @@ describe('libvirt error classification', () => {
   });
 
   it('recognises already-running and connection errors', () => {
-    expect(isDomainAlreadyRunningError(new Error('Requested operation is not valid: domain is already running'))).toBe(
-      true,
-    );
+    expect(
+      isDomainAlreadyRunningError(
+        new Error('Requested operation is not valid: domain is already running'),
+      ),
+    ).toBe(true);
     expect(isConnectionError(new Error('internal error: client socket is closed'))).toBe(true);
     expect(isConnectionError(new Error('Cannot recv data: Connection reset by peer'))).toBe(true);
-    expect(isConnectionError(new Error('End of file while reading data: Input/output error'))).toBe(true);
+    expect(isConnectionError(new Error('End of file while reading data: Input/output error'))).toBe(
+      true,
+    );
     expect(isConnectionError(new Error('Domain not found'))).toBe(false);
   });
 
   it('maps to stable codes', () => {
     expect(toHypervisorError(new Error('Domain not found'), 'x').code).toBe('DomainNotFound');
-    expect(toHypervisorError(new Error('domain is not running'), 'x').code).toBe('DomainNotRunning');
-    expect(toHypervisorError(new Error('client socket is closed'), 'x').code).toBe('LibvirtConnectionError');
+    expect(toHypervisorError(new Error('domain is not running'), 'x').code).toBe(
+      'DomainNotRunning',
+    );
+    expect(toHypervisorError(new Error('client socket is closed'), 'x').code).toBe(
+      'LibvirtConnectionError',
+    );
     expect(toHypervisorError(new Error('boom'), 'x').code).toBe('LibvirtError');
     const e = new HypervisorError('DomainNameConflict', 'x');
     expect(toHypervisorError(e, 'y')).toBe(e);

@@ -17,7 +17,10 @@ jest.setTimeout(120_000);
 
 const URI = 'qemu:///system';
 const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789';
-const rand3 = Array.from({ length: 3 }, () => alphabet[Math.floor(Math.random() * alphabet.length)]).join('');
+const rand3 = Array.from(
+  { length: 3 },
+  () => alphabet[Math.floor(Math.random() * alphabet.length)],
+).join('');
 const prefix = `mth${rand3}-`;
 const tap = `mth${rand3}t0`;
 let dir = '';
@@ -35,7 +38,11 @@ function spec(overrides: Partial<DomainSpec> = {}): DomainSpec {
     disks: [{ path: disk, format: 'qcow2', target: 'vda', serial: `vol${n}` }],
     nics: [{ tap, mac: `52:54:00:12:${n.slice(0, 2)}:${n.slice(2)}` }],
     consoleLogPath: join(dir, `console-${n}.log`),
-    metadata: { instanceId: `i-0000000000000${n}`, instanceType: 't3.nano', imageId: 'ami-0123456789abcdef0' },
+    metadata: {
+      instanceId: `i-0000000000000${n}`,
+      instanceType: 't3.nano',
+      imageId: 'ami-0123456789abcdef0',
+    },
     ...overrides,
   };
 }
@@ -55,7 +62,9 @@ describe('LibvirtHypervisor on qemu:///system (TCG)', () => {
 
   beforeAll(async () => {
     await run('virsh', ['-c', URI, 'version']).catch((e: Error) => {
-      throw new Error(`libvirtd is not reachable at ${URI} (start virtlogd -d and libvirtd -d): ${e.message}`);
+      throw new Error(
+        `libvirtd is not reachable at ${URI} (start virtlogd -d and libvirtd -d): ${e.message}`,
+      );
     });
     dir = await mkdtemp('/tmp/minicloud-test-hv-');
     // qemu runs as libvirt-qemu (DAC): it must be able to traverse the directory. libvirt
@@ -71,7 +80,9 @@ describe('LibvirtHypervisor on qemu:///system (TCG)', () => {
     await hv.close();
     for (const name of await virshNames().catch(() => [])) {
       await run('virsh', ['-c', URI, 'destroy', name]).catch(() => undefined);
-      await run('virsh', ['-c', URI, 'undefine', name, '--nvram', '--managed-save']).catch(() => undefined);
+      await run('virsh', ['-c', URI, 'undefine', name, '--nvram', '--managed-save']).catch(
+        () => undefined,
+      );
     }
     await run('ip', ['link', 'del', tap]).catch(() => undefined);
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -87,7 +98,11 @@ describe('LibvirtHypervisor on qemu:///system (TCG)', () => {
     expect((await stat(s.consoleLogPath)).isFile()).toBe(true);
 
     const listed = await hv.listDomains(prefix);
-    expect(listed).toContainEqual({ name: s.name, state: 'running', instanceId: s.metadata.instanceId });
+    expect(listed).toContainEqual({
+      name: s.name,
+      state: 'running',
+      instanceId: s.metadata.instanceId,
+    });
 
     expect(await hv.ensureDefined({ ...s, memoryMiB: 192 })).toBe('differs-while-active');
 
@@ -97,7 +112,9 @@ describe('LibvirtHypervisor on qemu:///system (TCG)', () => {
 
     // SeaBIOS ignores ACPI power-off: the timeout forces it off.
     const t0 = performance.now();
-    expect(await hv.shutdown(s.name, { timeoutMs: 1_500, pollMs: 100, resendMs: 500 })).toBe('forced');
+    expect(await hv.shutdown(s.name, { timeoutMs: 1_500, pollMs: 100, resendMs: 500 })).toBe(
+      'forced',
+    );
     expect(performance.now() - t0).toBeGreaterThanOrEqual(1_400);
     expect(await hv.getState(s.name)).toBe('shutoff');
     expect(await hv.shutdown(s.name, { timeoutMs: 1_000 })).toBe('already-off');
@@ -141,8 +158,9 @@ describe('LibvirtHypervisor on qemu:///system (TCG)', () => {
 
   it('measures ensureRunning (define + start) against virsh create of the same XML', async () => {
     const { buildDomainXml } = await import('../src/index.js');
-    const rounds = 5;
+    const rounds = 7;
     const ours: number[] = [];
+    const defineOnly: number[] = [];
     const virsh: number[] = [];
     for (let i = 0; i < rounds; i++) {
       const a = spec();
@@ -150,6 +168,12 @@ describe('LibvirtHypervisor on qemu:///system (TCG)', () => {
       await hv.ensureRunning(a);
       ours.push(performance.now() - t);
       await hv.undefine(a.name);
+
+      const c = spec();
+      t = performance.now();
+      await hv.ensureDefined(c);
+      defineOnly.push(performance.now() - t);
+      await hv.undefine(c.name);
 
       const b = spec();
       const xmlPath = join(dir, `${b.name}.xml`);
@@ -159,10 +183,11 @@ describe('LibvirtHypervisor on qemu:///system (TCG)', () => {
       virsh.push(performance.now() - t);
       await run('virsh', ['-c', URI, 'destroy', b.name]);
     }
+    const fmt = (xs: number[]) =>
+      `p50 ${median(xs).toFixed(0)} ms [${xs.map((x) => x.toFixed(0)).join(', ')}]`;
     console.log(
-      `qemu:///system TCG: ensureRunning p50 ${median(ours).toFixed(0)} ms ` +
-        `[${ours.map((x) => x.toFixed(0)).join(', ')}]; virsh create p50 ${median(virsh).toFixed(0)} ms ` +
-        `[${virsh.map((x) => x.toFixed(0)).join(', ')}]`,
+      `qemu:///system TCG: ensureRunning ${fmt(ours)}; of which ensureDefined alone ${fmt(defineOnly)}; ` +
+        `virsh create ${fmt(virsh)}`,
     );
     expect(await virshNames()).toEqual([]);
   });

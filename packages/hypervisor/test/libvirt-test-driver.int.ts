@@ -9,7 +9,10 @@ import { jest } from '@jest/globals';
 
 jest.setTimeout(60_000);
 
-const prefix = `mth${randomBytes(8).toString('hex').replace(/[^a-z0-9]/g, '').slice(0, 3)}-`;
+const prefix = `mth${randomBytes(8)
+  .toString('hex')
+  .replace(/[^a-z0-9]/g, '')
+  .slice(0, 3)}-`;
 let seq = 0;
 
 function spec(overrides: Partial<DomainSpec> = {}): DomainSpec {
@@ -19,7 +22,11 @@ function spec(overrides: Partial<DomainSpec> = {}): DomainSpec {
     uuid: randomUUID(),
     virtType: 'test',
     consoleLogPath: `/tmp/minicloud-test-nonexistent/${n}.log`,
-    metadata: { instanceId: `i-0000000000000${n}`, instanceType: 't3.micro', imageId: 'ami-0123456789abcdef0' },
+    metadata: {
+      instanceId: `i-0000000000000${n}`,
+      instanceType: 't3.micro',
+      imageId: 'ami-0123456789abcdef0',
+    },
     ...overrides,
   });
 }

@@ -57,7 +57,10 @@ const DOMAIN_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
 /** An absolute path of plain characters (it goes into argv and into dnsmasq's option parser). */
 export function assertSafePath(path: string, what = 'path'): string {
   if (typeof path !== 'string' || !SAFE_PATH_RE.test(path) || path.split('/').includes('..')) {
-    throw invalid('InvalidPath', `${what} must be an absolute path of [A-Za-z0-9_./-], got ${JSON.stringify(path)}`);
+    throw invalid(
+      'InvalidPath',
+      `${what} must be an absolute path of [A-Za-z0-9_./-], got ${JSON.stringify(path)}`,
+    );
   }
   return path;
 }
@@ -148,11 +151,17 @@ export function renderDnsmasqArgs(spec: DnsmasqSpec): string[] {
 export function assertGatewayInside(cidr: CidrInput, gatewayIp: string): void {
   const net = parseCidr(cidr);
   if (net.prefixLength > 30) {
-    throw invalid('InvalidNetworkSpec', `${net.cidr} is too small for a gateway and guests (at most /30)`);
+    throw invalid(
+      'InvalidNetworkSpec',
+      `${net.cidr} is too small for a gateway and guests (at most /30)`,
+    );
   }
   const g = ipToInt(gatewayIp);
   if (g < net.firstHostInt || g > net.lastHostInt) {
-    throw invalid('InvalidNetworkSpec', `gateway ${gatewayIp} is not a host address of ${net.cidr}`);
+    throw invalid(
+      'InvalidNetworkSpec',
+      `gateway ${gatewayIp} is not a host address of ${net.cidr}`,
+    );
   }
 }
 
@@ -180,19 +189,22 @@ export function renderDhcpHosts(
   options: RenderDhcpHostsOptions = {},
 ): string {
   const net = options.cidr === undefined ? null : parseCidr(options.cidr);
-  const gw = options.gatewayIp === undefined ? null : assertIpv4(options.gatewayIp, 'gateway address');
+  const gw =
+    options.gatewayIp === undefined ? null : assertIpv4(options.gatewayIp, 'gateway address');
   const macs = new Set<string>();
   const ips = new Set<string>();
   const names = new Set<string>();
   const rows = reservations.map((r) => {
-    if (r === null || typeof r !== 'object') throw invalid('InvalidReservation', 'reservation must be an object');
+    if (r === null || typeof r !== 'object')
+      throw invalid('InvalidReservation', 'reservation must be an object');
     const mac = normalizeMac(r.mac);
     const ip = assertIpv4(r.ip, 'reserved address');
     const n = ipToInt(ip);
     if (net && (n < net.firstHostInt || n > net.lastHostInt)) {
       throw invalid('InvalidReservation', `${ip} is not a host address of ${net.cidr}`);
     }
-    if (gw !== null && ip === gw) throw invalid('InvalidReservation', `${ip} is the gateway address`);
+    if (gw !== null && ip === gw)
+      throw invalid('InvalidReservation', `${ip} is the gateway address`);
     if (macs.has(mac)) throw invalid('InvalidReservation', `MAC ${mac} is reserved twice`);
     if (ips.has(ip)) throw invalid('InvalidReservation', `address ${ip} is reserved twice`);
     macs.add(mac);
@@ -200,7 +212,8 @@ export function renderDhcpHosts(
     let hostname: string | undefined;
     if (r.hostname !== undefined) {
       hostname = assertHostname(r.hostname);
-      if (names.has(hostname)) throw invalid('InvalidReservation', `hostname ${hostname} is reserved twice`);
+      if (names.has(hostname))
+        throw invalid('InvalidReservation', `hostname ${hostname} is reserved twice`);
       names.add(hostname);
     }
     return { n, line: hostname === undefined ? `${mac},${ip}` : `${mac},${ip},${hostname}` };

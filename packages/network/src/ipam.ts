@@ -39,7 +39,8 @@ export function isIpv4(value: unknown): value is string {
 }
 
 export function assertIpv4(value: string, what = 'IP address'): string {
-  if (!isIpv4(value)) throw invalid('InvalidIpAddress', `invalid ${what}: ${JSON.stringify(value)}`);
+  if (!isIpv4(value))
+    throw invalid('InvalidIpAddress', `invalid ${what}: ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -70,7 +71,10 @@ export function parseCidr(input: CidrInput, options: ParseCidrOptions = {}): Par
   if (typeof input !== 'string') return input;
   const m = /^([0-9.]+)\/(3[0-2]|[12]?[0-9])$/.exec(input);
   if (!m || !isIpv4(m[1])) {
-    throw invalid('InvalidCidr', `invalid CIDR block ${JSON.stringify(input)} (expected a.b.c.d/n)`);
+    throw invalid(
+      'InvalidCidr',
+      `invalid CIDR block ${JSON.stringify(input)} (expected a.b.c.d/n)`,
+    );
   }
   const prefixLength = Number(m[2]);
   const mask = prefixToNetmaskInt(prefixLength);
@@ -236,7 +240,10 @@ export function countAvailable(
 ): number {
   const c = parseCidr(cidr);
   if (!Number.isInteger(takenCount) || takenCount < 0) {
-    throw invalid('InvalidNetworkSpec', `takenCount must be a non-negative integer, got ${takenCount}`);
+    throw invalid(
+      'InvalidNetworkSpec',
+      `takenCount must be a non-negative integer, got ${takenCount}`,
+    );
   }
   let reservedHosts = 0;
   for (const r of new Set(options.reserved ?? [])) {

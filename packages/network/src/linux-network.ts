@@ -1,5 +1,5 @@
-import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { access, chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import {
   HostCommandError,
   readFileIfExists,
@@ -140,9 +140,10 @@ export interface LinuxNetworkDriverOptions {
   staleLeases?: 'release' | 'restart';
   /** Timeout of each host command (default 15 s). */
   commandTimeoutMs?: number;
-  /** Roots of procfs and sysfs (tests only). */
+  /** Roots of procfs and sysfs, and the signal sender (tests only). */
   procRoot?: string;
   sysRoot?: string;
+  kill?: (pid: number, signal: NodeJS.Signals) => void;
 }
 
 interface IpAddrInfo {
@@ -204,7 +205,8 @@ function isMissingCommand(e: unknown): boolean {
 }
 
 function validateNetworkSpec(spec: BridgeNetworkSpec): ValidNetwork {
-  if (spec === null || typeof spec !== 'object') throw invalid('InvalidNetworkSpec', 'network spec must be an object');
+  if (spec === null || typeof spec !== 'object')
+    throw invalid('InvalidNetworkSpec', 'network spec must be an object');
   const bridge = assertBridgeName(spec.bridge);
   const net = parseCidr(spec.cidr);
   const gatewayIp = assertIpv4(spec.gatewayIp, 'gateway address');
@@ -212,7 +214,8 @@ function validateNetworkSpec(spec: BridgeNetworkSpec): ValidNetwork {
   const stateDir = assertSafePath(spec.stateDir, 'stateDir');
   if (stateDir === '/') throw invalid('InvalidPath', 'stateDir must not be /');
   const uplink = spec.uplink === null ? null : assertForeignLinkName(spec.uplink, 'uplink');
-  if (uplink === bridge) throw invalid('InvalidNetworkSpec', 'the uplink cannot be the bridge itself');
+  if (uplink === bridge)
+    throw invalid('InvalidNetworkSpec', 'the uplink cannot be the bridge itself');
   const natTable = assertNftTableName(spec.natTable);
   const paths = dnsmasqPaths(stateDir);
   const args = renderDnsmasqArgs({
@@ -236,6 +239,7 @@ export class LinuxNetworkDriver {
   private readonly timeoutMs: number;
   private readonly procRoot: string;
   private readonly sysRoot: string;
+  private readonly kill: (pid: number, signal: NodeJS.Signals) => void;
   private readonly locks = new KeyedMutex();
   private readonly reservationStates = new Map<string, ReservationState>();
   private dhcpReleaseMissing = false;
@@ -246,6 +250,7 @@ export class LinuxNetworkDriver {
     this.timeoutMs = options.commandTimeoutMs ?? 15_000;
     this.procRoot = options.procRoot ?? '/proc';
     this.sysRoot = options.sysRoot ?? '/sys';
+    this.kill = options.kill ?? ((pid, signal) => process.kill(pid, signal));
   }
 
   // ---------------------------------------------------------------- networks
@@ -264,7 +269,16 @@ export class LinuxNetworkDriver {
       const link = await this.showLink(v.bridge, 'addr');
       let bridgeCreated = false;
       if (link === null) {
-        await this.exec('ip', ['link', 'add', 'dev', v.bridge, 'address', bridgeMacFor(v.bridge), 'type', 'bridge']);
+        await this.exec('ip', [
+          'link',
+          'add',
+          'dev',
+          v.bridge,
+          'address',
+          bridgeMacFor(v.bridge),
+          'type',
+          'bridge',
+        ]);
         bridgeCreated = true;
         changed.push(`created bridge ${v.bridge}`);
       } else if (link.linkinfo?.info_kind !== 'bridge') {
@@ -281,7 +295,9 @@ export class LinuxNetworkDriver {
           notes.push(note);
         }
         if (!(await this.exists(join(this.sysRoot, 'class/net', v.uplink)))) {
-          notes.push(`uplink ${v.uplink} of ${v.bridge} does not exist (yet): no outbound traffic until it does`);
+          notes.push(
+            `uplink ${v.uplink} of ${v.bridge} does not exist (yet): no outbound traffic until it does`,
+          );
         }
       }
 
@@ -290,7 +306,9 @@ export class LinuxNetworkDriver {
       await this.writeBridgeSysctls(v.bridge);
 
       const inet = (link?.addr_info ?? []).filter((a) => a.family === 'inet');
-      const hasGateway = inet.some((a) => a.local === v.gatewayIp && a.prefixlen === v.net.prefixLength);
+      const hasGateway = inet.some(
+        (a) => a.local === v.gatewayIp && a.prefixlen === v.net.prefixLength,
+      );
       for (const a of inet) {
         if (!(a.local === v.gatewayIp && a.prefixlen === v.net.prefixLength)) {
           notes.push(`bridge ${v.bridge} also has address ${a.local}/${a.prefixlen} (left alone)`);
@@ -307,8 +325,9 @@ export class LinuxNetworkDriver {
       }
       if (batch.length) await this.exec('ip', ['-batch', '-'], batch.join('\n') + '\n');
 
-      await mkdir(v.stateDir, { recursive: true, mode: 0o755 });
-      if ((await readFileIfExists(v.paths.hostsFile)) === null) await writeFileAtomic(v.paths.hostsFile, '');
+      await this.prepareStateDir(v.stateDir);
+      if ((await readFileIfExists(v.paths.hostsFile)) === null)
+        await writeFileAtomic(v.paths.hostsFile, '');
 
       const dnsmasq = await this.ensureDnsmasq(v, bridgeCreated || !hasGateway);
       if (dnsmasq) changed.push(dnsmasq);
@@ -344,7 +363,10 @@ export class LinuxNetworkDriver {
       const link = await this.showLink(bridge, 'link');
       if (link !== null) {
         if (link.linkinfo?.info_kind !== 'bridge') {
-          throw new NetworkDriverError('NetworkLinkConflict', `${bridge} exists but is not a bridge; not deleting it`);
+          throw new NetworkDriverError(
+            'NetworkLinkConflict',
+            `${bridge} exists but is not a bridge; not deleting it`,
+          );
         }
         const ports = await this.ipJson(['-d', 'link', 'show', 'master', bridge]);
         for (const p of ports) {
@@ -391,35 +413,55 @@ export class LinuxNetworkDriver {
 
   /**
    * A persistent tap attached to the bridge and up. Idempotent: an existing tap is re-attached
-   * or re-addressed only when needed. Fast path (new tap): two `ip` commands.
+   * or re-addressed only when needed. Fast path (new tap): one `ip -batch` process.
    */
   async ensurePort(port: PortSpec): Promise<EnsurePortResult> {
     const bridge = assertBridgeName(port.bridge);
     const tap = assertTapName(port.tap);
     const address = port.mac === undefined ? undefined : tapMacFor(normalizeMac(port.mac));
     const multiQueue = port.multiQueue ?? false;
-    const setArgs = ['link', 'set', 'dev', tap, ...(address ? ['address', address] : []), 'master', bridge, 'up'];
+    const setArgs = [
+      'link',
+      'set',
+      'dev',
+      tap,
+      ...(address ? ['address', address] : []),
+      'master',
+      bridge,
+      'up',
+    ];
 
-    let addError: unknown = null;
+    // One `ip` process for the common case (a new tap): create, then address/attach/up. `ip -batch`
+    // stops at the first failing line and names it ("Command failed -:N").
+    const batch = [
+      `tuntap add dev ${tap} mode tap${multiQueue ? ' multi_queue' : ''}`,
+      setArgs.join(' '),
+    ];
+    let addError: HostCommandError;
     try {
-      await this.exec('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap', ...(multiQueue ? ['multi_queue'] : [])]);
+      await this.exec('ip', ['-batch', '-'], `${batch.join('\n')}\n`);
+      return { created: true, changed: true };
     } catch (e) {
       if (!(e instanceof HostCommandError)) throw e;
-      addError = e; // most likely: it exists already (TUNSETIFF: EBUSY); look at it below
-    }
-    if (addError === null) {
-      try {
-        await this.exec('ip', setArgs);
-      } catch (e) {
-        await this.deleteLink(tap).catch(() => undefined); // leave nothing half-made behind
-        throw e;
+      if (/Command failed -:2\b/.test(e.stderr)) {
+        // We created the tap but could not attach it (e.g. no such bridge): leave nothing behind.
+        await this.deleteLink(tap).catch(() => undefined);
+        throw new NetworkDriverError(
+          'NetworkHostError',
+          `cannot attach tap ${tap} to ${bridge}: ${e.stderr.trim()}`,
+          e,
+        );
       }
-      return { created: true, changed: true };
+      addError = e; // most likely it exists already (TUNSETIFF: EBUSY); look at it
     }
 
     const link = await this.showLink(tap, 'link');
     if (link === null) {
-      throw new NetworkDriverError('NetworkHostError', `could not create tap ${tap}: ${String(addError)}`, addError);
+      throw new NetworkDriverError(
+        'NetworkHostError',
+        `could not create tap ${tap}: ${String(addError)}`,
+        addError,
+      );
     }
     const info = link.linkinfo;
     if (info?.info_kind !== 'tun' || info.info_data?.type !== 'tap') {
@@ -432,7 +474,9 @@ export class LinuxNetworkDriver {
       );
     }
     const ok =
-      link.master === bridge && (link.flags ?? []).includes('UP') && (address === undefined || link.address === address);
+      link.master === bridge &&
+      (link.flags ?? []).includes('UP') &&
+      (address === undefined || link.address === address);
     if (ok) return { created: false, changed: false };
     await this.exec('ip', setArgs);
     return { created: false, changed: true };
@@ -444,7 +488,10 @@ export class LinuxNetworkDriver {
     const link = await this.showLink(tap, 'link');
     if (link === null) return false;
     if (link.linkinfo?.info_kind !== 'tun') {
-      throw new NetworkDriverError('NetworkLinkConflict', `${tap} is not a tun/tap device; not deleting it`);
+      throw new NetworkDriverError(
+        'NetworkLinkConflict',
+        `${tap} is not a tun/tap device; not deleting it`,
+      );
     }
     return this.deleteLink(tap);
   }
@@ -576,7 +623,8 @@ export class LinuxNetworkDriver {
   async listOwnedNatTables(prefix: string): Promise<string[]> {
     assertNamePrefix(prefix);
     const r = await this.exec('nft', ['-j', 'list', 'tables', 'ip']);
-    const items = (JSON.parse(r.stdout) as { nftables?: { table?: { name?: string } }[] }).nftables ?? [];
+    const items =
+      (JSON.parse(r.stdout) as { nftables?: { table?: { name?: string } }[] }).nftables ?? [];
     return items.flatMap((i) => (i.table?.name?.startsWith(prefix) ? [i.table.name] : []));
   }
 
@@ -603,7 +651,9 @@ export class LinuxNetworkDriver {
       const argv = (await this.readCmdline(pid)) ?? [];
       if (!forceRestart && sameArgs(argv.slice(1), v.args)) return null;
       await this.stopProcess(pid);
-      what = forceRestart ? 'restarted dnsmasq (bridge or address re-created)' : 'restarted dnsmasq (configuration changed)';
+      what = forceRestart
+        ? 'restarted dnsmasq (bridge or address re-created)'
+        : 'restarted dnsmasq (configuration changed)';
     }
     await this.startDnsmasq(v);
     return what;
@@ -613,14 +663,28 @@ export class LinuxNetworkDriver {
     // A dnsmasq still holding the bridge (its pid file lost) would make the new one fail to bind.
     for (const d of await this.listDnsmasq((b) => b === v.bridge)) await this.stopProcess(d.pid);
     await removePath(v.paths.pidFile);
-    await mkdir(v.stateDir, { recursive: true, mode: 0o755 });
-    if ((await readFileIfExists(v.paths.hostsFile)) === null) await writeFileAtomic(v.paths.hostsFile, '');
-    try {
-      // Without --keep-in-foreground dnsmasq daemonizes; the parent exits 0 once the daemon is
-      // set up, or non-zero with the reason (e.g. cannot bind) on stderr.
-      await this.exec(DNSMASQ, v.args);
-    } catch (e) {
-      throw new NetworkDriverError('NetworkDhcpServerError', `dnsmasq for ${v.bridge} did not start: ${String(e)}`, e);
+    await this.prepareStateDir(v.stateDir);
+    if ((await readFileIfExists(v.paths.hostsFile)) === null)
+      await writeFileAtomic(v.paths.hostsFile, '');
+    // Without --keep-in-foreground dnsmasq daemonizes; the parent exits 0 once the daemon is set
+    // up, or non-zero with the reason on stderr. "Address already in use" right after a dnsmasq
+    // of this bridge died (killed, crashed) means its sockets are not closed yet: try again.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.exec(DNSMASQ, v.args);
+        break;
+      } catch (e) {
+        const busy = e instanceof HostCommandError && /Address already in use/.test(e.stderr);
+        if (busy && attempt < 20) {
+          await sleep(50);
+          continue;
+        }
+        throw new NetworkDriverError(
+          'NetworkDhcpServerError',
+          `dnsmasq for ${v.bridge} did not start: ${String(e)}`,
+          e,
+        );
+      }
     }
     for (let i = 0; i < 200; i++) {
       const pid = await this.verifiedDnsmasqPid(v.paths.pidFile, v.bridge);
@@ -640,7 +704,8 @@ export class LinuxNetworkDriver {
     if (!text || !Number.isInteger(pid) || pid <= 1) return null;
     const argv = await this.readCmdline(pid);
     if (!argv || basename(argv[0] ?? '') !== DNSMASQ) return null;
-    if (!argv.includes(`--interface=${bridge}`) || !argv.includes(`--pid-file=${pidFile}`)) return null;
+    if (!argv.includes(`--interface=${bridge}`) || !argv.includes(`--pid-file=${pidFile}`))
+      return null;
     return pid;
   }
 
@@ -656,10 +721,12 @@ export class LinuxNetworkDriver {
     for (const e of entries) {
       if (!/^[0-9]+$/.test(e)) continue;
       const argv = await this.readCmdline(Number(e));
-      if (!argv || basename(argv[0] ?? '') !== DNSMASQ || !argv.includes('--conf-file=/dev/null')) continue;
+      if (!argv || basename(argv[0] ?? '') !== DNSMASQ || !argv.includes('--conf-file=/dev/null'))
+        continue;
       const iface = argv.find((a) => a.startsWith('--interface='))?.slice('--interface='.length);
       if (iface === undefined || !matchBridge(iface)) continue;
-      const pidFile = argv.find((a) => a.startsWith('--pid-file='))?.slice('--pid-file='.length) ?? null;
+      const pidFile =
+        argv.find((a) => a.startsWith('--pid-file='))?.slice('--pid-file='.length) ?? null;
       out.push({ pid: Number(e), bridge: iface, pidFile });
     }
     return out;
@@ -678,7 +745,7 @@ export class LinuxNetworkDriver {
 
   private signal(pid: number, signal: NodeJS.Signals): boolean {
     try {
-      process.kill(pid, signal);
+      this.kill(pid, signal);
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ESRCH') return false;
@@ -694,21 +761,40 @@ export class LinuxNetworkDriver {
   private async stopProcess(pid: number): Promise<void> {
     const before = await this.readCmdline(pid);
     if (!before) return;
-    const stillSame = async () => {
+    // Gone means: no such process, or a zombie (its sockets are closed only by then; an exiting
+    // process already has an empty cmdline while it still holds its listening sockets), or the
+    // pid now belongs to another program.
+    const gone = async () => {
+      if (await this.exited(pid)) return true;
       const now = await this.readCmdline(pid);
-      return now !== null && sameArgs(now, before);
+      return now !== null && !sameArgs(now, before);
     };
     if (!this.signal(pid, 'SIGTERM')) return;
     for (let i = 0; i < 200; i++) {
-      if (!(await stillSame())) return;
+      if (await gone()) return;
       await sleep(10);
     }
     this.signal(pid, 'SIGKILL');
     for (let i = 0; i < 100; i++) {
-      if (!(await stillSame())) return;
+      if (await gone()) return;
       await sleep(10);
     }
-    throw new NetworkDriverError('NetworkDhcpServerError', `process ${pid} did not exit after SIGKILL`);
+    throw new NetworkDriverError(
+      'NetworkDhcpServerError',
+      `process ${pid} did not exit after SIGKILL`,
+    );
+  }
+
+  /** True when the process no longer exists or is a zombie (state Z/X in /proc/PID/stat). */
+  private async exited(pid: number): Promise<boolean> {
+    let stat: string;
+    try {
+      stat = await readFile(join(this.procRoot, String(pid), 'stat'), 'utf8');
+    } catch {
+      return true;
+    }
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X' || state === 'x';
   }
 
   // ------------------------------------------------------------- host bits
@@ -724,9 +810,13 @@ export class LinuxNetworkDriver {
     });
     if (r.exitCode !== 0) {
       if (/No such file or directory/i.test(r.stderr)) return null;
-      throw new NetworkDriverError('NetworkHostError', `nft list table ip ${table} failed: ${r.stderr.trim()}`);
+      throw new NetworkDriverError(
+        'NetworkHostError',
+        `nft list table ip ${table} failed: ${r.stderr.trim()}`,
+      );
     }
-    const items = (JSON.parse(r.stdout) as { nftables?: { chain?: { name?: string } }[] }).nftables ?? [];
+    const items =
+      (JSON.parse(r.stdout) as { nftables?: { chain?: { name?: string } }[] }).nftables ?? [];
     return items.flatMap((i) => (i.chain?.name ? [i.chain.name] : []));
   }
 
@@ -763,6 +853,28 @@ export class LinuxNetworkDriver {
     }
   }
 
+  /**
+   * dnsmasq drops root for 'nobody' after start and re-reads the hosts file as that user on
+   * SIGHUP: the state directory and every directory above it must be searchable by others, or
+   * dnsmasq silently serves no reservations ("cannot read ...: Permission denied" in its log).
+   */
+  private async prepareStateDir(stateDir: string): Promise<void> {
+    await mkdir(stateDir, { recursive: true, mode: 0o755 });
+    await chmod(stateDir, 0o755);
+    for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
+      const st = await stat(dir);
+      if ((st.mode & 0o001) === 0) {
+        throw new NetworkDriverError(
+          'NetworkHostError',
+          `${dir} (mode ${(st.mode & 0o777).toString(8)}) is not searchable by others: dnsmasq, ` +
+            `which runs as 'nobody', could not read ${stateDir}; use a state directory whose ` +
+            'parents are at least mode 0711',
+        );
+      }
+      if (dir === dirname(dir)) break;
+    }
+  }
+
   private async exists(path: string): Promise<boolean> {
     try {
       await access(path);
@@ -773,7 +885,10 @@ export class LinuxNetworkDriver {
   }
 
   private exec(command: string, args: string[], input?: string) {
-    return this.run(command, args, { timeoutMs: this.timeoutMs, ...(input === undefined ? {} : { input }) });
+    return this.run(command, args, {
+      timeoutMs: this.timeoutMs,
+      ...(input === undefined ? {} : { input }),
+    });
   }
 
   private async ipJson(args: string[]): Promise<IpLink[]> {
@@ -803,4 +918,3 @@ export class LinuxNetworkDriver {
     }
   }
 }
-

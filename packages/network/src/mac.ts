@@ -9,8 +9,10 @@ const INSTANCE_ID_RE = /^i-[0-9a-f]{17}$/;
 /** Lower-case a MAC and check it: six ':'-separated octets, unicast, not all zeros. */
 export function normalizeMac(mac: string): string {
   const m = typeof mac === 'string' ? mac.toLowerCase() : '';
-  if (!MAC_RE.test(m)) throw invalid('InvalidMacAddress', `invalid MAC address ${JSON.stringify(mac)}`);
-  if (m === '00:00:00:00:00:00') throw invalid('InvalidMacAddress', 'the all-zero MAC is not allowed');
+  if (!MAC_RE.test(m))
+    throw invalid('InvalidMacAddress', `invalid MAC address ${JSON.stringify(mac)}`);
+  if (m === '00:00:00:00:00:00')
+    throw invalid('InvalidMacAddress', 'the all-zero MAC is not allowed');
   if (parseInt(m.slice(0, 2), 16) & 1) {
     throw invalid('InvalidMacAddress', `${m} is a multicast address, not a unicast interface MAC`);
   }
@@ -27,7 +29,10 @@ export function isMac(value: unknown): value is string {
 
 export function assertInstanceId(instanceId: string): string {
   if (typeof instanceId !== 'string' || !INSTANCE_ID_RE.test(instanceId)) {
-    throw invalid('InvalidInstanceId', `invalid instance id ${JSON.stringify(instanceId)} (i- + 17 hex)`);
+    throw invalid(
+      'InvalidInstanceId',
+      `invalid instance id ${JSON.stringify(instanceId)} (i- + 17 hex)`,
+    );
   }
   return instanceId;
 }

@@ -20,7 +20,10 @@ const NFT_TABLE_RE = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 
 export function assertNamePrefix(prefix: string): string {
   if (typeof prefix !== 'string' || !NAME_PREFIX.test(prefix)) {
-    throw invalid('InvalidName', `name prefix must be 2-5 chars [a-z][a-z0-9]*, got ${JSON.stringify(prefix)}`);
+    throw invalid(
+      'InvalidName',
+      `name prefix must be 2-5 chars [a-z][a-z0-9]*, got ${JSON.stringify(prefix)}`,
+    );
   }
   return prefix;
 }
@@ -28,7 +31,10 @@ export function assertNamePrefix(prefix: string): string {
 /** A bridge or tap name minicloud creates: 1-15 chars of [a-z0-9]. */
 export function assertOwnLinkName(name: string, what = 'interface name'): string {
   if (typeof name !== 'string' || !OWN_LINK_RE.test(name)) {
-    throw invalid('InvalidName', `${what} must be 1-15 chars [a-z0-9], got ${JSON.stringify(name)}`);
+    throw invalid(
+      'InvalidName',
+      `${what} must be 1-15 chars [a-z0-9], got ${JSON.stringify(name)}`,
+    );
   }
   return name;
 }
@@ -44,14 +50,20 @@ export function assertTapName(name: string): string {
 /** An existing interface we only reference (e.g. the uplink 'eth0', 'enp3s0', 'bond0.12'). */
 export function assertForeignLinkName(name: string, what = 'interface name'): string {
   if (typeof name !== 'string' || !FOREIGN_LINK_RE.test(name) || name === '.' || name === '..') {
-    throw invalid('InvalidName', `${what} is not a valid Linux interface name: ${JSON.stringify(name)}`);
+    throw invalid(
+      'InvalidName',
+      `${what} is not a valid Linux interface name: ${JSON.stringify(name)}`,
+    );
   }
   return name;
 }
 
 export function assertNftTableName(name: string): string {
   if (typeof name !== 'string' || !NFT_TABLE_RE.test(name)) {
-    throw invalid('InvalidName', `nft table name must match ${NFT_TABLE_RE}, got ${JSON.stringify(name)}`);
+    throw invalid(
+      'InvalidName',
+      `nft table name must match ${NFT_TABLE_RE}, got ${JSON.stringify(name)}`,
+    );
   }
   return name;
 }
@@ -64,7 +76,10 @@ export function bridgeNameFor(prefix: string, suffix: string): string {
   }
   const name = `${prefix}br${suffix}`;
   if (name.length > MAX_IFNAME_LENGTH) {
-    throw invalid('InvalidName', `bridge name ${name} is longer than ${MAX_IFNAME_LENGTH} characters`);
+    throw invalid(
+      'InvalidName',
+      `bridge name ${name} is longer than ${MAX_IFNAME_LENGTH} characters`,
+    );
   }
   return name;
 }

@@ -44,7 +44,8 @@ function chainBodies(network: NatNetwork, indent: string): string[] {
   const bridge = assertBridgeName(network.bridge);
   const cidr = parseCidr(network.cidr).cidr;
   const uplink = network.uplink === null ? null : assertForeignLinkName(network.uplink, 'uplink');
-  if (uplink === bridge) throw invalid('InvalidNetworkSpec', `uplink ${uplink} is the bridge itself`);
+  if (uplink === bridge)
+    throw invalid('InvalidNetworkSpec', `uplink ${uplink} is the bridge itself`);
   const names = natChainNames(bridge);
   const i1 = indent;
   const i2 = `${indent}\t`;
@@ -66,7 +67,11 @@ function chainBodies(network: NatNetwork, indent: string): string[] {
       `${i2}iifname ${q(uplink)} oifname ${q(bridge)} ct state established,related accept`,
     );
   }
-  fwd.push(`${i2}iifname ${q(bridge)} counter drop`, `${i2}oifname ${q(bridge)} counter drop`, `${i1}}`);
+  fwd.push(
+    `${i2}iifname ${q(bridge)} counter drop`,
+    `${i2}oifname ${q(bridge)} counter drop`,
+    `${i1}}`,
+  );
   return [...post, ...fwd];
 }
 
@@ -81,7 +86,9 @@ export function renderNatRuleset(table: string, networks: readonly NatNetwork[])
     if (seen.has(n.bridge)) throw invalid('InvalidNetworkSpec', `bridge ${n.bridge} appears twice`);
     seen.add(n.bridge);
   }
-  const sorted = [...networks].sort((a, b) => (a.bridge < b.bridge ? -1 : a.bridge > b.bridge ? 1 : 0));
+  const sorted = [...networks].sort((a, b) =>
+    a.bridge < b.bridge ? -1 : a.bridge > b.bridge ? 1 : 0,
+  );
   const body = sorted.map((n) => chainBodies(n, '\t').join('\n')).join('\n');
   return [
     `table ip ${table} {}`,
@@ -98,7 +105,11 @@ export function renderNatRuleset(table: string, networks: readonly NatNetwork[])
  * it exists), empty it, delete it. All inside the caller's transaction.
  */
 function dropChainLines(table: string, chain: string): string[] {
-  return [`add chain ip ${table} ${chain}`, `flush chain ip ${table} ${chain}`, `delete chain ip ${table} ${chain}`];
+  return [
+    `add chain ip ${table} ${chain}`,
+    `flush chain ip ${table} ${chain}`,
+    `delete chain ip ${table} ${chain}`,
+  ];
 }
 
 /** A script that atomically (re)creates one network's chains, leaving other networks' alone. */

@@ -66,7 +66,11 @@ export class JobQueue {
    * Make sure a job with this id is waiting or running: used by the reconciler for resources
    * stuck in a transitional state. A finished job with the same id is replaced.
    */
-  async ensureJob<N extends JobName>(name: N, payload: JobPayload<N>, jobId: string): Promise<boolean> {
+  async ensureJob<N extends JobName>(
+    name: N,
+    payload: JobPayload<N>,
+    jobId: string,
+  ): Promise<boolean> {
     const existing = await this.queues[QUEUE_OF[name]].getJob(jobId);
     if (existing) {
       const state = await existing.getState();

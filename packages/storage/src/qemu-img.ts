@@ -34,8 +34,16 @@ export function isImageFormat(value: unknown): value is ImageFormat {
 }
 
 function assertAbsolutePath(path: string, what: string): void {
-  if (typeof path !== 'string' || !path.startsWith('/') || path.includes('\0') || path.split('/').includes('..')) {
-    throw new StorageError('InvalidParameterValue', `${what} must be an absolute path without '..': ${JSON.stringify(path)}`);
+  if (
+    typeof path !== 'string' ||
+    !path.startsWith('/') ||
+    path.includes('\0') ||
+    path.split('/').includes('..')
+  ) {
+    throw new StorageError(
+      'InvalidParameterValue',
+      `${what} must be an absolute path without '..': ${JSON.stringify(path)}`,
+    );
   }
 }
 
@@ -43,7 +51,10 @@ function assertAbsolutePath(path: string, what: string): void {
 export function qemuImgInfoArgs(path: string, format?: ImageFormat): string[] {
   assertAbsolutePath(path, 'image path');
   if (format !== undefined && !isImageFormat(format)) {
-    throw new StorageError('InvalidParameterValue', `unsupported image format ${JSON.stringify(format)}`);
+    throw new StorageError(
+      'InvalidParameterValue',
+      `unsupported image format ${JSON.stringify(format)}`,
+    );
   }
   return [
     `--as=${QEMU_IMG_INFO_LIMITS.addressSpaceBytes}`,
@@ -67,7 +78,10 @@ export function qemuImgCreateOverlayArgs(
   assertAbsolutePath(path, 'overlay path');
   assertAbsolutePath(backingPath, 'backing path');
   if (!isImageFormat(backingFormat)) {
-    throw new StorageError('InvalidParameterValue', `unsupported backing format ${JSON.stringify(backingFormat)}`);
+    throw new StorageError(
+      'InvalidParameterValue',
+      `unsupported backing format ${JSON.stringify(backingFormat)}`,
+    );
   }
   if (sizeBytes !== undefined && (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0)) {
     throw new StorageError('InvalidParameterValue', `invalid size ${JSON.stringify(sizeBytes)}`);
@@ -119,13 +133,22 @@ export function parseQemuImgInfo(json: string): ImageInfo {
  */
 export function assertSafeImage(info: ImageInfo): ImageFormat {
   if (!isImageFormat(info.format)) {
-    throw new StorageError('InvalidImage', `image format ${JSON.stringify(info.format)} is not supported (qcow2, raw)`);
+    throw new StorageError(
+      'InvalidImage',
+      `image format ${JSON.stringify(info.format)} is not supported (qcow2, raw)`,
+    );
   }
   if (info.backingFile !== null) {
-    throw new StorageError('InvalidImage', `image has a backing file (${JSON.stringify(info.backingFile)}): refused`);
+    throw new StorageError(
+      'InvalidImage',
+      `image has a backing file (${JSON.stringify(info.backingFile)}): refused`,
+    );
   }
   if (info.dataFile !== null) {
-    throw new StorageError('InvalidImage', `image has an external data file (${JSON.stringify(info.dataFile)}): refused`);
+    throw new StorageError(
+      'InvalidImage',
+      `image has an external data file (${JSON.stringify(info.dataFile)}): refused`,
+    );
   }
   if (info.encrypted) throw new StorageError('InvalidImage', 'encrypted images are not supported');
   if (info.corrupt) throw new StorageError('InvalidImage', 'image is marked corrupt');
@@ -147,7 +170,11 @@ export async function inspectImage(
   try {
     ({ stdout } = await run('prlimit', args, { timeoutMs: 60_000 }));
   } catch (e) {
-    throw new StorageError('InvalidImage', `qemu-img info ${path} failed: ${(e as Error).message}`, e);
+    throw new StorageError(
+      'InvalidImage',
+      `qemu-img info ${path} failed: ${(e as Error).message}`,
+      e,
+    );
   }
   return parseQemuImgInfo(stdout);
 }

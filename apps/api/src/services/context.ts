@@ -14,5 +14,6 @@ export interface ServiceContext {
     maxUserDataBytes: number;
     terminatedRetentionMs: number;
     instancesDir: string;
+    imageImportDirs: string[];
   };
 }

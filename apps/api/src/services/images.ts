@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { CloudError, errors, newId } from '@minicloud/domain';
 import type { Image } from '@prisma/client';
 import type { ServiceContext } from './context.js';
@@ -30,12 +31,30 @@ export function presentImage(i: Image) {
 export class ImageService {
   constructor(private readonly ctx: ServiceContext) {}
 
-  async register(input: { name: string; description?: string; source: string; isDefault?: boolean }) {
-    const { db, queue } = this.ctx;
+  async register(input: {
+    name: string;
+    description?: string;
+    source: string;
+    isDefault?: boolean;
+  }) {
+    const { db, queue, settings } = this.ctx;
+    if (input.source.startsWith('/')) {
+      const path = resolve(input.source);
+      const allowed = settings.imageImportDirs.some((d) => d === '/' || path.startsWith(`${d}/`));
+      if (!allowed) {
+        throw errors.invalidParameter(
+          `Local image sources must be under ${settings.imageImportDirs.join(', ')} (MINICLOUD_IMAGE_IMPORT_DIRS).`,
+        );
+      }
+    }
     const clash = await db.image.findFirst({
       where: { name: input.name, state: { notIn: ['deregistered', 'failed'] } },
     });
-    if (clash) throw errors.duplicate('InvalidAMIName.Duplicate', `An image named '${input.name}' already exists (${clash.id}).`);
+    if (clash)
+      throw errors.duplicate(
+        'InvalidAMIName.Duplicate',
+        `An image named '${input.name}' already exists (${clash.id}).`,
+      );
     const image = await db.image.create({
       data: {
         id: newId('image'),
@@ -71,10 +90,16 @@ export class ImageService {
     if (!image || image.state === 'deregistered') throw notFound(imageId);
     const users = await db.instance.count({ where: { imageId, state: { not: 'terminated' } } });
     if (users > 0) {
-      throw errors.dependency(`The image '${imageId}' is in use by ${users} instance(s) and cannot be deregistered.`);
+      throw errors.dependency(
+        `The image '${imageId}' is in use by ${users} instance(s) and cannot be deregistered.`,
+      );
     }
     if (image.state === 'pending') {
-      throw new CloudError('IncorrectState', `The image '${imageId}' is still being imported.`, 409);
+      throw new CloudError(
+        'IncorrectState',
+        `The image '${imageId}' is still being imported.`,
+        409,
+      );
     }
     await db.image.update({ where: { id: imageId }, data: { state: 'deregistering' } });
     await queue.enqueue('image.delete', { imageId }, `${imageId}.delete`);

@@ -1,4 +1,9 @@
-import { BUILT_IN_INSTANCE_TYPES, errors, findBuiltInType, type InstanceTypeProfile } from '@minicloud/domain';
+import {
+  BUILT_IN_INSTANCE_TYPES,
+  errors,
+  findBuiltInType,
+  type InstanceTypeProfile,
+} from '@minicloud/domain';
 import type { InstanceType } from '@prisma/client';
 import type { ServiceContext } from './context.js';
 
@@ -43,7 +48,10 @@ export class InstanceTypeService {
 
   async create(input: Omit<InstanceTypeProfile, 'builtIn'>) {
     if (await this.find(input.instanceType)) {
-      throw errors.duplicate('InvalidInstanceType.Duplicate', `The instance type '${input.instanceType}' already exists.`);
+      throw errors.duplicate(
+        'InvalidInstanceType.Duplicate',
+        `The instance type '${input.instanceType}' already exists.`,
+      );
     }
     const row = await this.ctx.db.instanceType.create({
       data: {

@@ -58,10 +58,17 @@ export class InstanceService {
     }
     const image = await db.image.findUnique({ where: { id: input.imageId } });
     if (!image || image.state === 'deregistered' || image.state === 'deregistering') {
-      throw errors.notFound('InvalidAMIID.NotFound', `The image id '${input.imageId}' does not exist.`);
+      throw errors.notFound(
+        'InvalidAMIID.NotFound',
+        `The image id '${input.imageId}' does not exist.`,
+      );
     }
     if (image.state !== 'available') {
-      throw new CloudError('InvalidAMIID.Unavailable', `The image '${image.id}' is ${image.state}.`, 400);
+      throw new CloudError(
+        'InvalidAMIID.Unavailable',
+        `The image '${image.id}' is ${image.state}.`,
+        400,
+      );
     }
     const type = await this.types.find(input.instanceType);
     if (!type) {
@@ -77,18 +84,26 @@ export class InstanceService {
     let publicKey: string | null = null;
     if (input.keyName !== undefined) {
       const key = await this.keyPairs.findByName(input.keyName);
-      if (!key) throw errors.notFound('InvalidKeyPair.NotFound', `The key pair '${input.keyName}' does not exist.`);
+      if (!key)
+        throw errors.notFound(
+          'InvalidKeyPair.NotFound',
+          `The key pair '${input.keyName}' does not exist.`,
+        );
       publicKey = key.publicKey;
     }
     if (input.userData !== undefined) {
       const bytes = Buffer.from(input.userData, 'base64').length;
       if (bytes > settings.maxUserDataBytes) {
-        throw errors.invalidParameter(`userData is ${bytes} bytes; the limit is ${settings.maxUserDataBytes} bytes.`);
+        throw errors.invalidParameter(
+          `userData is ${bytes} bytes; the limit is ${settings.maxUserDataBytes} bytes.`,
+        );
       }
     }
 
     const { clientToken, ...rest } = input;
-    const requestHash = createHash('sha256').update(JSON.stringify(canonical(rest))).digest('hex');
+    const requestHash = createHash('sha256')
+      .update(JSON.stringify(canonical(rest)))
+      .digest('hex');
     if (clientToken) {
       const existing = await this.byClientToken(clientToken, requestHash);
       if (existing) return existing;
@@ -97,7 +112,14 @@ export class InstanceService {
     for (let attempt = 1; ; attempt++) {
       try {
         const reservationId = await db.$transaction((tx) =>
-          this.reserve(tx, { input, maxCount, requestHash, publicKey, vcpus: type.vcpus, memoryMiB: type.memoryMiB }),
+          this.reserve(tx, {
+            input,
+            maxCount,
+            requestHash,
+            publicKey,
+            vcpus: type.vcpus,
+            memoryMiB: type.memoryMiB,
+          }),
         );
         return await this.enqueueLaunches(reservationId);
       } catch (e) {
@@ -115,10 +137,20 @@ export class InstanceService {
 
   private async reserve(
     tx: Tx,
-    a: { input: RunInstancesInput; maxCount: number; requestHash: string; publicKey: string | null; vcpus: number; memoryMiB: number },
+    a: {
+      input: RunInstancesInput;
+      maxCount: number;
+      requestHash: string;
+      publicKey: string | null;
+      vcpus: number;
+      memoryMiB: number;
+    },
   ): Promise<string> {
     const { settings } = this.ctx;
-    const leases = await tx.addressLease.findMany({ where: { network: settings.networkName }, select: { ip: true } });
+    const leases = await tx.addressLease.findMany({
+      where: { network: settings.networkName },
+      select: { ip: true },
+    });
     const taken = new Set(leases.map((l) => l.ip));
     const ips: string[] = [];
     while (ips.length < a.maxCount) {
@@ -135,7 +167,11 @@ export class InstanceService {
     }
     const reservationId = newId('reservation');
     await tx.reservation.create({
-      data: { id: reservationId, clientToken: a.input.clientToken ?? null, requestHash: a.requestHash },
+      data: {
+        id: reservationId,
+        clientToken: a.input.clientToken ?? null,
+        requestHash: a.requestHash,
+      },
     });
     for (const [index, ip] of ips.entries()) {
       const id = newId('instance');
@@ -181,11 +217,19 @@ export class InstanceService {
         await this.ctx.queue.enqueue('instance.launch', { instanceId: i.id }, launchJobId(i.id));
       }
     }
-    const tags = await readTags(this.ctx.db, instances.map((i) => i.id));
+    const tags = await readTags(
+      this.ctx.db,
+      instances.map((i) => i.id),
+    );
     return { reservationId, instances: instances.map((i) => presentInstance(i, tags.get(i.id))) };
   }
 
-  async describe(filters: { state?: string; instanceIds?: string[]; tags?: Record<string, string[]>; maxResults?: number }) {
+  async describe(filters: {
+    state?: string;
+    instanceIds?: string[];
+    tags?: Record<string, string[]>;
+    maxResults?: number;
+  }) {
     const { db, settings } = this.ctx;
     const states = filters.state?.split(',').filter(Boolean);
     for (const s of states ?? []) {
@@ -194,7 +238,11 @@ export class InstanceService {
     let ids = filters.instanceIds;
     for (const [key, values] of Object.entries(filters.tags ?? {})) {
       const rows = await db.tag.findMany({
-        where: { key, ...(values.length ? { value: { in: values } } : {}), ...(ids ? { resourceId: { in: ids } } : {}) },
+        where: {
+          key,
+          ...(values.length ? { value: { in: values } } : {}),
+          ...(ids ? { resourceId: { in: ids } } : {}),
+        },
         select: { resourceId: true },
       });
       ids = rows.map((r) => r.resourceId);
@@ -209,7 +257,10 @@ export class InstanceService {
       orderBy: { launchTime: 'asc' },
       take: filters.maxResults,
     });
-    const tags = await readTags(db, instances.map((i) => i.id));
+    const tags = await readTags(
+      db,
+      instances.map((i) => i.id),
+    );
     return instances.map((i) => presentInstance(i, tags.get(i.id)));
   }
 
@@ -234,10 +285,16 @@ export class InstanceService {
     // The state in the where clause makes two racing actions on one instance apply only once.
     const { count } = await db.instance.updateMany({
       where: { id: instanceId, state: previous, actionSeq: instance.actionSeq },
-      data: { state: plan.to, actionSeq: seq, stateReason: action === 'stop' ? 'User initiated' : instance.stateReason },
+      data: {
+        state: plan.to,
+        actionSeq: seq,
+        stateReason: action === 'stop' ? 'User initiated' : instance.stateReason,
+      },
     });
     if (count === 0) {
-      throw errors.incorrectState(`The instance '${instanceId}' changed state concurrently; try again.`);
+      throw errors.incorrectState(
+        `The instance '${instanceId}' changed state concurrently; try again.`,
+      );
     }
     const jobId = `${instanceId}.${action}.${seq}`;
     if (action === 'stop') {

@@ -28,7 +28,8 @@ function present(k: KeyPair) {
 function parsePublicKey(material: string): { line: string; keyType: string } {
   let text = material.trim();
   if (!/^(ssh-|ecdsa-)/.test(text)) text = Buffer.from(text, 'base64').toString('utf8').trim();
-  if (/[\r\n\0]/.test(text)) throw errors.invalidParameter('publicKeyMaterial must be a single public key.');
+  if (/[\r\n\0]/.test(text))
+    throw errors.invalidParameter('publicKeyMaterial must be a single public key.');
   const parsed = utils.parseKey(text);
   if (parsed instanceof Error || Array.isArray(parsed) || parsed.isPrivateKey()) {
     throw errors.invalidParameter(
@@ -83,7 +84,13 @@ export class KeyPairService {
   private async insert(keyName: string, keyType: string, publicLine: string) {
     try {
       return await this.ctx.db.keyPair.create({
-        data: { id: newId('keyPair'), name: keyName, keyType, publicKey: publicLine, fingerprint: fingerprintOf(publicLine) },
+        data: {
+          id: newId('keyPair'),
+          name: keyName,
+          keyType,
+          publicKey: publicLine,
+          fingerprint: fingerprintOf(publicLine),
+        },
       });
     } catch (e) {
       if (isUniqueViolation(e)) throw duplicate(keyName);

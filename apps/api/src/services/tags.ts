@@ -13,9 +13,12 @@ export async function readTags(
   db: Db,
   resourceIds: string[],
 ): Promise<Map<string, { key: string; value: string }[]>> {
-  const rows = resourceIds.length
-    ? await db.tag.findMany({ where: { resourceId: { in: resourceIds } }, orderBy: { key: 'asc' } })
-    : [];
+  // Chunks stay under SQLite's bound-parameter limit.
+  const rows = [];
+  for (let i = 0; i < resourceIds.length; i += 500) {
+    const chunk = resourceIds.slice(i, i + 500);
+    rows.push(...(await db.tag.findMany({ where: { resourceId: { in: chunk } }, orderBy: { key: 'asc' } })));
+  }
   const byId = new Map<string, { key: string; value: string }[]>();
   for (const r of rows) {
     const list = byId.get(r.resourceId) ?? [];

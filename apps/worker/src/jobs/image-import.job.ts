@@ -16,7 +16,10 @@ export async function importImage(deps: WorkerDeps, imageId: string, job: Job): 
           lastWrite = lastWrite.then(async () => {
             await deps.db.image.updateMany({
               where: { id: imageId, state: 'pending' },
-              data: { copiedBytes: BigInt(copied), totalBytes: total === null ? null : BigInt(total) },
+              data: {
+                copiedBytes: BigInt(copied),
+                totalBytes: total === null ? null : BigInt(total),
+              },
             });
           });
         },
@@ -57,6 +60,9 @@ export async function deleteImage(deps: WorkerDeps, imageId: string): Promise<vo
     const image = await deps.db.image.findUnique({ where: { id: imageId } });
     if (!image || image.state !== 'deregistering') return;
     await deps.images.removeImage(imageId);
-    await deps.db.image.update({ where: { id: imageId }, data: { state: 'deregistered', path: null } });
+    await deps.db.image.update({
+      where: { id: imageId },
+      data: { state: 'deregistered', path: null },
+    });
   });
 }

@@ -9,9 +9,16 @@ import { isLastAttempt, reasonOf } from './failure.js';
  * repeated job finds the instance no longer pending and does nothing. If the last attempt fails,
  * everything is undone and the instance ends `terminated` with the reason, as EC2 does.
  */
-export async function launchInstance(deps: WorkerDeps, instanceId: string, job: Job): Promise<void> {
+export async function launchInstance(
+  deps: WorkerDeps,
+  instanceId: string,
+  job: Job,
+): Promise<void> {
   await deps.locks.run(instanceId, async () => {
-    const instance = await deps.db.instance.findUnique({ where: { id: instanceId }, include: { image: true } });
+    const instance = await deps.db.instance.findUnique({
+      where: { id: instanceId },
+      include: { image: true },
+    });
     if (!instance || instance.state !== 'pending') return;
     const revert = new Revert();
     try {
@@ -38,7 +45,11 @@ async function failLaunch(deps: WorkerDeps, instanceId: string, error: unknown):
     deps.db.addressLease.deleteMany({ where: { instanceId } }),
     deps.db.instance.update({
       where: { id: instanceId },
-      data: { state: 'terminated', terminatedAt: new Date(), stateReason: `Server.InternalError: ${reasonOf(error)}` },
+      data: {
+        state: 'terminated',
+        terminatedAt: new Date(),
+        stateReason: `Server.InternalError: ${reasonOf(error)}`,
+      },
     }),
   ]);
   await syncReservations(deps);

@@ -5,7 +5,10 @@ import { Revert } from '../revert.js';
 /** instance.start: a stopped instance (now pending) gets its port and domain running again. */
 export async function startInstance(deps: WorkerDeps, instanceId: string): Promise<void> {
   await deps.locks.run(instanceId, async () => {
-    const instance = await deps.db.instance.findUnique({ where: { id: instanceId }, include: { image: true } });
+    const instance = await deps.db.instance.findUnique({
+      where: { id: instanceId },
+      include: { image: true },
+    });
     if (!instance || instance.state !== 'pending') return;
     const revert = new Revert();
     try {

@@ -2,7 +2,11 @@ import type { WorkerDeps } from '../context.js';
 import { instanceLayout } from '../instance-host.js';
 
 /** instance.stop: ACPI shutdown, forced off after the stop timeout (or at once with force). */
-export async function stopInstance(deps: WorkerDeps, instanceId: string, force: boolean): Promise<void> {
+export async function stopInstance(
+  deps: WorkerDeps,
+  instanceId: string,
+  force: boolean,
+): Promise<void> {
   await deps.locks.run(instanceId, async () => {
     const instance = await deps.db.instance.findUnique({ where: { id: instanceId } });
     if (!instance || instance.state !== 'stopping') return;
@@ -18,7 +22,10 @@ export async function stopInstance(deps: WorkerDeps, instanceId: string, force: 
       where: { id: instanceId, state: 'stopping', actionSeq: instance.actionSeq },
       data: {
         state: 'stopped',
-        stateReason: how === 'forced' ? 'Client.UserInitiatedShutdown: forced stop' : 'Client.UserInitiatedShutdown',
+        stateReason:
+          how === 'forced'
+            ? 'Client.UserInitiatedShutdown: forced stop'
+            : 'Client.UserInitiatedShutdown',
       },
     });
   });

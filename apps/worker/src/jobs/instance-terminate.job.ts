@@ -11,7 +11,11 @@ export async function terminateInstance(deps: WorkerDeps, instanceId: string): P
       deps.db.addressLease.deleteMany({ where: { instanceId } }),
       deps.db.instance.update({
         where: { id: instanceId },
-        data: { state: 'terminated', terminatedAt: new Date(), stateReason: 'Client.UserInitiatedShutdown' },
+        data: {
+          state: 'terminated',
+          terminatedAt: new Date(),
+          stateReason: 'Client.UserInitiatedShutdown',
+        },
       }),
     ]);
     await syncReservations(deps);

@@ -1,0 +1,370 @@
+/**
+ * LinuxNetworkDriver against the real kernel: bridges, taps, dnsmasq serving DHCP to a
+ * "guest" network namespace, stale-lease handling, crash recovery, concurrency and latency.
+ * Host-only networks here (no uplink, ip_forward untouched); NAT is in nat.int.ts.
+ * Needs root, iproute2, dnsmasq-base, nftables, busybox-static (dnsmasq-utils optional).
+ */
+import { readFile, rm, stat } from 'node:fs/promises';
+import { run } from '@minicloud/host';
+import {
+  allocateAddress,
+  bridgeMacFor,
+  dnsmasqPaths,
+  intToIp,
+  LinuxNetworkDriver,
+  macForInstance,
+  parseCidr,
+  renderNatRuleset,
+  tapNameForInstance,
+  type BridgeNetworkSpec,
+  type DhcpReservation,
+} from '@minicloud/network';
+import {
+  addNamespaceWithVeth,
+  dhcp,
+  freeBlocks,
+  ip,
+  leftovers,
+  ping,
+  setGuestMac,
+  stateRoot,
+  sweep,
+  T,
+  testPrefix,
+  writeUdhcpcScript,
+} from './int-helpers.js';
+
+const P = testPrefix();
+const NS = `${P}-guest`;
+const VETH = `${P}v0`;
+const MAC_A = '52:54:00:0a:00:0a';
+const MAC_B = '52:54:00:0b:00:0b';
+const MAC_X = '52:54:00:0c:00:0c'; // never reserved
+
+let root: string;
+let script: string;
+let spec: BridgeNetworkSpec;
+let ipA: string;
+const driver = new LinuxNetworkDriver();
+
+async function linkJson(name: string) {
+  const r = await ip(['-j', '-d', 'addr', 'show', 'dev', name]);
+  return (JSON.parse(r.stdout) as Record<string, unknown>[])[0] as {
+    ifname: string;
+    flags: string[];
+    master?: string;
+    address: string;
+    linkinfo?: { info_kind?: string; info_data?: { type?: string; persist?: boolean } };
+    addr_info: { family: string; local: string; prefixlen: number }[];
+  };
+}
+
+async function dnsmasqPid(): Promise<number> {
+  const list = await driver.listOwnedDnsmasq(P);
+  expect(list).toHaveLength(1);
+  return list[0]!.pid;
+}
+
+beforeAll(async () => {
+  root = await stateRoot();
+  script = await writeUdhcpcScript(root);
+  const [cidr] = await freeBlocks(1, '10.200.0.0', 24, 256);
+  const net = parseCidr(cidr!);
+  spec = {
+    bridge: `${P}br0`,
+    cidr: net.cidr,
+    gatewayIp: net.firstHost,
+    stateDir: `${root}/net0`,
+    uplink: null,
+    natTable: `${P}_nat`,
+    logDhcp: true,
+  };
+  ipA = allocateAddress(net, new Set(), { reserved: [spec.gatewayIp], preferred: intToIp(net.networkInt + 10) })!;
+}, T);
+
+afterAll(async () => {
+  const errors = await sweep(P, [NS]);
+  if (root) await rm(root, { recursive: true, force: true });
+  if (errors.length) console.warn(`cleanup problems: ${errors.join('; ')}`);
+}, T);
+
+describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
+  test(
+    'ensureNetwork creates bridge, address, dnsmasq and nft chains; a second call changes nothing',
+    async () => {
+      const first = await driver.ensureNetwork(spec);
+      expect(first.changed).toEqual([
+        `created bridge ${spec.bridge}`,
+        `added ${spec.gatewayIp}/24 to ${spec.bridge}`,
+        'started dnsmasq',
+      ]);
+      expect(first.notes).toEqual([]);
+      const second = await driver.ensureNetwork(spec);
+      expect(second).toEqual({ changed: [], notes: [] });
+
+      const br = await linkJson(spec.bridge);
+      expect(br.linkinfo?.info_kind).toBe('bridge');
+      expect(br.flags).toContain('UP');
+      expect(br.address).toBe(bridgeMacFor(spec.bridge));
+      expect(br.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`)).toEqual([
+        `${spec.gatewayIp}/24`,
+      ]);
+      expect(br.addr_info.filter((a) => a.family === 'inet6')).toEqual([]); // IPv6 off on the bridge
+      expect((await readFile(`/proc/sys/net/ipv6/conf/${spec.bridge}/disable_ipv6`, 'utf8')).trim()).toBe('1');
+      expect((await readFile(`/proc/sys/net/ipv4/conf/${spec.bridge}/rp_filter`, 'utf8')).trim()).toBe('1');
+
+      const pid = await dnsmasqPid();
+      const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+      expect(cmdline).toContain(`--interface=${spec.bridge}`);
+      expect(await driver.listNatNetworks(spec.natTable)).toEqual([spec.bridge]);
+    },
+    T,
+  );
+
+  test(
+    'the rendered full ruleset is accepted by the real nft (check mode)',
+    async () => {
+      const script = renderNatRuleset(`${P}_chk`, [
+        { bridge: `${P}br0`, cidr: '10.11.0.0/24', uplink: 'eth0' },
+        { bridge: `${P}br1`, cidr: '10.12.0.0/24', uplink: null },
+      ]);
+      await run('nft', ['-c', '-f', '-'], { input: script, timeoutMs: 10_000 });
+    },
+    T,
+  );
+
+  test(
+    'a guest with a reserved MAC gets exactly its address, router, DNS and hostname; the host reaches it',
+    async () => {
+      await addNamespaceWithVeth(NS, VETH, MAC_A);
+      await ip(['link', 'set', 'dev', VETH, 'master', spec.bridge, 'up']);
+      const r = await driver.setReservations(spec, [{ mac: MAC_A, ip: ipA, hostname: 'guesta' }]);
+      expect(r).toEqual({ changed: true, releasedLeases: [], dnsmasq: 'reloaded' });
+
+      const lease = await dhcp(NS, script);
+      if (!lease) console.log((await readFile(dnsmasqPaths(spec.stateDir).logFile, 'utf8')).slice(-3000));
+      expect(lease).toEqual({ ip: ipA, mask: '24', router: spec.gatewayIp, dns: spec.gatewayIp, hostname: 'guesta' });
+      expect(await ping(ipA)).toBe(true);
+      expect((await driver.readLeases(spec)).map((l) => [l.mac, l.ip])).toEqual([[MAC_A, ipA]]);
+    },
+    T,
+  );
+
+  test(
+    'a MAC without a reservation gets no address',
+    async () => {
+      await setGuestMac(NS, MAC_X);
+      expect(await dhcp(NS, script, 2)).toBeNull();
+    },
+    T,
+  );
+
+  test(
+    'the address reserved for a new MAC is handed out although the old MAC still holds a lease on it',
+    async () => {
+      const r = await driver.setReservations(spec, [{ mac: MAC_B, ip: ipA, hostname: 'guestb' }]);
+      expect(r.changed).toBe(true);
+      expect(r.releasedLeases).toEqual([{ mac: MAC_A, ip: ipA }]);
+      await setGuestMac(NS, MAC_B);
+      const lease = await dhcp(NS, script);
+      expect(lease?.ip).toBe(ipA);
+      expect(lease?.hostname).toBe('guestb');
+      expect((await driver.readLeases(spec)).map((l) => [l.mac, l.ip])).toEqual([[MAC_B, ipA]]);
+    },
+    T,
+  );
+
+  test(
+    "the same with the 'restart' strategy (no dhcp_release)",
+    async () => {
+      const restarting = new LinuxNetworkDriver({ staleLeases: 'restart' });
+      const before = await dnsmasqPid();
+      const r = await restarting.setReservations(spec, [{ mac: MAC_A, ip: ipA, hostname: 'guesta' }]);
+      expect(r).toEqual({ changed: true, releasedLeases: [{ mac: MAC_B, ip: ipA }], dnsmasq: 'restarted' });
+      expect(await dnsmasqPid()).not.toBe(before);
+      await setGuestMac(NS, MAC_A);
+      expect((await dhcp(NS, script))?.ip).toBe(ipA);
+    },
+    T,
+  );
+
+  test(
+    'ensurePort: a persistent tap on the bridge, idempotent, repaired, removed',
+    async () => {
+      const tap = tapNameForInstance(P, 'i-0123456789abcdef0');
+      const mac = macForInstance('i-0123456789abcdef0');
+      expect(await driver.ensurePort({ bridge: spec.bridge, tap, mac })).toEqual({ created: true, changed: true });
+      let t = await linkJson(tap);
+      expect(t.linkinfo?.info_kind).toBe('tun');
+      expect(t.linkinfo?.info_data).toMatchObject({ type: 'tap', persist: true });
+      expect(t.master).toBe(spec.bridge);
+      expect(t.flags).toContain('UP');
+      expect(t.address).toBe(`fe${mac.slice(2)}`);
+      expect(await driver.ensurePort({ bridge: spec.bridge, tap, mac })).toEqual({ created: false, changed: false });
+
+      await ip(['link', 'set', 'dev', tap, 'nomaster']);
+      await ip(['link', 'set', 'dev', tap, 'down']);
+      expect(await driver.ensurePort({ bridge: spec.bridge, tap, mac })).toEqual({ created: false, changed: true });
+      t = await linkJson(tap);
+      expect(t.master).toBe(spec.bridge);
+      expect(t.flags).toContain('UP');
+
+      const owned = await driver.listOwnedLinks(P);
+      expect(owned.find((l) => l.name === tap)).toMatchObject({ kind: 'tun', tunType: 'tap', master: spec.bridge, up: true });
+      expect(owned.find((l) => l.name === spec.bridge)).toMatchObject({ kind: 'bridge', master: null });
+      expect(owned.find((l) => l.name === VETH)).toMatchObject({ kind: 'veth', master: spec.bridge });
+
+      expect(await driver.removePort(tap)).toBe(true);
+      expect(await driver.removePort(tap)).toBe(false);
+      expect((await driver.listOwnedLinks(P)).map((l) => l.name)).not.toContain(tap);
+    },
+    T,
+  );
+
+  test(
+    'a veth with a tap name is not mistaken for a tap',
+    async () => {
+      const name = `${P}tveth`;
+      await ip(['link', 'add', name, 'type', 'veth', 'peer', 'name', `${P}tpeer`]);
+      try {
+        await expect(driver.ensurePort({ bridge: spec.bridge, tap: name })).rejects.toMatchObject({ code: 'NetworkLinkConflict' });
+        await expect(driver.removePort(name)).rejects.toMatchObject({ code: 'NetworkLinkConflict' });
+      } finally {
+        await ip(['link', 'del', name], [1]);
+      }
+    },
+    T,
+  );
+
+  test(
+    'crash recovery: a killed dnsmasq is restarted; a deleted bridge is re-created and DHCP works again',
+    async () => {
+      const pid = await dnsmasqPid();
+      process.kill(pid, 'SIGKILL');
+      const r1 = await driver.ensureNetwork(spec);
+      expect(r1.changed).toEqual(['started dnsmasq']);
+      expect(await dnsmasqPid()).not.toBe(pid);
+
+      await ip(['link', 'del', 'dev', spec.bridge]); // dnsmasq now holds a socket on a dead interface
+      const r2 = await driver.ensureNetwork(spec);
+      expect(r2.changed).toEqual([
+        `created bridge ${spec.bridge}`,
+        `added ${spec.gatewayIp}/24 to ${spec.bridge}`,
+        'restarted dnsmasq (bridge or address re-created)',
+      ]);
+      await ip(['link', 'set', 'dev', VETH, 'master', spec.bridge, 'up']);
+      await setGuestMac(NS, MAC_A);
+      expect((await dhcp(NS, script))?.ip).toBe(ipA);
+
+      // A lost pid file: the running dnsmasq is found by its command line and replaced.
+      const before = await dnsmasqPid();
+      await rm(dnsmasqPaths(spec.stateDir).pidFile);
+      expect((await driver.ensureNetwork(spec)).changed).toEqual(['started dnsmasq']);
+      expect(await dnsmasqPid()).not.toBe(before);
+    },
+    T,
+  );
+
+  test(
+    'a changed spec (DNS off, domain) restarts dnsmasq with the new arguments',
+    async () => {
+      const before = await dnsmasqPid();
+      const r = await driver.ensureNetwork({ ...spec, dns: false, domain: 'mc.internal' });
+      expect(r.changed).toEqual(['restarted dnsmasq (configuration changed)']);
+      const pid = await dnsmasqPid();
+      expect(pid).not.toBe(before);
+      expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')).toContain('--port=0');
+      expect((await driver.ensureNetwork(spec)).changed).toEqual(['restarted dnsmasq (configuration changed)']);
+    },
+    T,
+  );
+
+  test(
+    'concurrent launches: ports and reservations from 20 parallel calls all land; the hosts file has the last full set',
+    async () => {
+      const net = parseCidr(spec.cidr);
+      const ids = Array.from({ length: 20 }, (_, i) => `i-${(0xc0000 + i).toString(16).padStart(17, '0')}`);
+      const reservations: DhcpReservation[] = [{ mac: MAC_A, ip: ipA, hostname: 'guesta' }];
+      const taken = new Set([ipA]);
+      for (const id of ids) {
+        const ipx = allocateAddress(net, taken, { reserved: [spec.gatewayIp] })!;
+        taken.add(ipx);
+        reservations.push({ mac: macForInstance(id), ip: ipx, hostname: `h${id.slice(-4)}` });
+      }
+      const logBefore = await readFile(dnsmasqPaths(spec.stateDir).logFile, 'utf8');
+      await Promise.all(
+        ids.map(async (id, i) => {
+          await driver.ensurePort({ bridge: spec.bridge, tap: tapNameForInstance(P, id), mac: macForInstance(id) });
+          // each launch passes the full set as it knows it (growing, as rows get committed)
+          await driver.setReservations(spec, reservations.slice(0, i + 2));
+        }),
+      );
+      const hosts = await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8');
+      expect(hosts.trim().split('\n')).toHaveLength(21);
+      const links = await driver.listOwnedLinks(P);
+      for (const id of ids) {
+        expect(links.find((l) => l.name === tapNameForInstance(P, id))).toMatchObject({ master: spec.bridge, up: true });
+      }
+      const logAfter = await readFile(dnsmasqPaths(spec.stateDir).logFile, 'utf8');
+      const reloads = (logAfter.slice(logBefore.length).match(/read .*dhcp-hosts/g) ?? []).length;
+      expect(reloads).toBeGreaterThanOrEqual(1);
+      expect(reloads).toBeLessThan(20); // coalesced
+      for (const id of ids) await driver.removePort(tapNameForInstance(P, id));
+    },
+    T,
+  );
+
+  test(
+    'latency: ensurePort + setReservations of one launch (50 runs)',
+    async () => {
+      const net = parseCidr(spec.cidr);
+      const reservations: DhcpReservation[] = [{ mac: MAC_A, ip: ipA, hostname: 'guesta' }];
+      const taken = new Set([ipA]);
+      const port: number[] = [];
+      const resv: number[] = [];
+      const total: number[] = [];
+      const taps: string[] = [];
+      for (let i = 0; i < 50; i++) {
+        const id = `i-${(0xd0000 + i).toString(16).padStart(17, '0')}`;
+        const ipx = allocateAddress(net, taken, { reserved: [spec.gatewayIp] })!;
+        taken.add(ipx);
+        reservations.push({ mac: macForInstance(id), ip: ipx });
+        const tap = tapNameForInstance(P, id);
+        taps.push(tap);
+        const t0 = performance.now();
+        await driver.ensurePort({ bridge: spec.bridge, tap, mac: macForInstance(id) });
+        const t1 = performance.now();
+        await driver.setReservations(spec, [...reservations]);
+        const t2 = performance.now();
+        port.push(t1 - t0);
+        resv.push(t2 - t1);
+        total.push(t2 - t0);
+      }
+      const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)]!;
+      const fmt = (xs: number[]) => `p50 ${q(xs, 0.5).toFixed(1)} ms, p90 ${q(xs, 0.9).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
+      console.log(
+        `network latency over 50 launches:\n  ensurePort      ${fmt(port)}\n  setReservations ${fmt(resv)}\n  both            ${fmt(total)}`,
+      );
+      expect(q(total, 0.5)).toBeLessThan(100);
+      for (const tap of taps) await driver.removePort(tap);
+    },
+    T,
+  );
+
+  test(
+    'removeNetwork leaves no bridge, tap, dnsmasq, nft table or state directory; a second call is a no-op',
+    async () => {
+      const tap = tapNameForInstance(P, 'i-0fedcba9876543210');
+      await driver.ensurePort({ bridge: spec.bridge, tap }); // still attached: removeNetwork takes it too
+      const r = await driver.removeNetwork(spec);
+      expect(r.removed).toEqual(
+        expect.arrayContaining([`deleted tap ${tap}`, `deleted bridge ${spec.bridge}`, `deleted nft table ${spec.natTable}`]),
+      );
+      expect(await driver.removeNetwork(spec)).toEqual({ removed: [] });
+      await expect(stat(spec.stateDir)).rejects.toThrow();
+      await ip(['netns', 'del', NS]); // takes the guest veth pair with it
+      expect(await leftovers(P)).toEqual({ links: [], dnsmasq: [], tables: [], netns: [] });
+    },
+    T,
+  );
+});

@@ -1,0 +1,99 @@
+import {
+  assertForeignLinkName,
+  bridgeMacFor,
+  bridgeNameFor,
+  isMac,
+  macForInstance,
+  natTableName,
+  NetworkValidationError,
+  normalizeMac,
+  tapMacFor,
+  tapNameForInstance,
+} from '@minicloud/network';
+import { defaultBridgeName, tapName } from '@minicloud/domain';
+
+const ID = 'i-0123456789abcdef0';
+
+describe('macForInstance', () => {
+  test('deterministic, QEMU OUI, unicast, differs per id and per attempt', () => {
+    const mac = macForInstance(ID);
+    expect(mac).toMatch(/^52:54:00(:[0-9a-f]{2}){3}$/);
+    expect(macForInstance(ID)).toBe(mac);
+    expect(macForInstance('i-0123456789abcdef1')).not.toBe(mac);
+    expect(macForInstance(ID, 1)).not.toBe(mac);
+    expect(macForInstance(ID, 1)).toBe(macForInstance(ID, 1));
+    expect(isMac(mac)).toBe(true);
+  });
+  test('golden value (changing the derivation would re-MAC every instance)', () => {
+    expect(macForInstance(ID)).toBe('52:54:00:57:df:73');
+  });
+  test.each(['i-0123', 'i-0123456789ABCDEF0', 'vol-0123456789abcdef0', 'i-0123456789abcdef0 ', ''])(
+    'rejects id %j',
+    (bad) => {
+      expect(() => macForInstance(bad)).toThrow(NetworkValidationError);
+    },
+  );
+  test('1000 ids: few collisions (24 bits)', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 1000; i++)
+      seen.add(macForInstance(`i-${i.toString(16).padStart(17, '0')}`));
+    expect(seen.size).toBeGreaterThan(995);
+  });
+});
+
+describe('MAC helpers', () => {
+  test('normalizeMac', () => {
+    expect(normalizeMac('52:54:00:AB:cd:EF')).toBe('52:54:00:ab:cd:ef');
+    for (const bad of [
+      '52:54:00:ab:cd',
+      '52-54-00-ab-cd-ef',
+      '01:00:5e:00:00:01',
+      'ff:ff:ff:ff:ff:ff',
+      '00:00:00:00:00:00',
+      '52:54:00:ab:cd:eg',
+    ]) {
+      expect(() => normalizeMac(bad)).toThrow(NetworkValidationError);
+    }
+  });
+  test('tapMacFor swaps the first octet for fe', () => {
+    expect(tapMacFor('52:54:00:ab:cd:ef')).toBe('fe:54:00:ab:cd:ef');
+  });
+  test('bridgeMacFor: stable, locally administered unicast', () => {
+    const m = bridgeMacFor('mcbr0');
+    expect(m).toBe(bridgeMacFor('mcbr0'));
+    expect(m).not.toBe(bridgeMacFor('mcbr1'));
+    expect(m).toMatch(/^02(:[0-9a-f]{2}){5}$/);
+  });
+});
+
+describe('names', () => {
+  test('tap names agree with @minicloud/domain and fit IFNAMSIZ', () => {
+    expect(tapNameForInstance('mc', ID)).toBe('mct012345678');
+    expect(tapNameForInstance('abcde', ID)).toBe('abcdet012345678');
+    expect(tapNameForInstance('abcde', ID).length).toBe(15);
+    expect(tapNameForInstance('mc', ID)).toBe(tapName('mc', ID));
+  });
+  test('bridge names agree with @minicloud/domain', () => {
+    expect(bridgeNameFor('mc', '0')).toBe('mcbr0');
+    expect(bridgeNameFor('mc', '0')).toBe(defaultBridgeName('mc'));
+    expect(bridgeNameFor('abcde', '01234567')).toBe('abcdebr01234567');
+    expect(() => bridgeNameFor('abcde', '012345678')).toThrow(/longer than 15/);
+    expect(() => bridgeNameFor('mc', 'A')).toThrow(NetworkValidationError);
+    expect(() => bridgeNameFor('mc', '')).toThrow(NetworkValidationError);
+  });
+  test('natTableName', () => {
+    expect(natTableName('mc')).toBe('mc_nat');
+  });
+  test.each(['m', 'abcdef', '1ab', 'Ab', 'a-b', 'a_b', ''])('rejects prefix %j', (bad) => {
+    expect(() => natTableName(bad)).toThrow(NetworkValidationError);
+    expect(() => tapNameForInstance(bad, ID)).toThrow(NetworkValidationError);
+    expect(() => bridgeNameFor(bad, '0')).toThrow(NetworkValidationError);
+  });
+  test('foreign (uplink) names', () => {
+    for (const ok of ['eth0', 'enp3s0f1', 'bond0.12', 'br-lan', 'wg_0'])
+      expect(assertForeignLinkName(ok)).toBe(ok);
+    for (const bad of ['', 'a'.repeat(16), 'eth 0', 'eth0/1', 'eth0"', '.', '..', '-x', 'eth0\n']) {
+      expect(() => assertForeignLinkName(bad)).toThrow(NetworkValidationError);
+    }
+  });
+});

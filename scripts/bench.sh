@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Benchmarks for the launch path (a benchmark, not a test): prints the figures the issues ask for.
+#   bash scripts/bench.sh            all of them
+#   bash scripts/bench.sh a d        only some (a: API->running vs virsh create, b: API->SSH,
+#                                    c: launches/s on test:///default, d: GET /v1/instances with 1000)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+source "$ROOT/scripts/setup.sh"
+cd "$ROOT"
+exec node --import tsx scripts/bench.ts "$@"
