@@ -13,6 +13,8 @@ const common = {
   testEnvironment: 'node',
 };
 export default {
+  // Per test; end-to-end tests boot real guests under TCG.
+  testTimeout: 600_000,
   projects: [
     {
       ...common,
@@ -24,6 +26,10 @@ export default {
       displayName: 'integration',
       testMatch: ['<rootDir>/{apps,packages}/*/test/**/*.int.ts'],
     },
-    { ...common, displayName: 'e2e', testMatch: ['<rootDir>/tests/**/*.e2e.ts'] },
+    {
+      ...common,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/tests/**/*.e2e.ts'],
+    },
   ],
 };

@@ -207,7 +207,7 @@ TIMEOUT 1
 LABEL minicloud
   LINUX /boot/vmlinuz
   INITRD /boot/initrd.img
-  APPEND root=LABEL=$ROOT_LABEL rw console=ttyS0,115200 panic=10 tsc=reliable no_timer_check ${EXTRA_APPEND:-}
+  APPEND root=LABEL=$ROOT_LABEL rw console=ttyS0,115200 panic=10 tsc=reliable no_timer_check
 EOF
 chown -R 0:0 "$R"
 

@@ -6,8 +6,6 @@ import {
 } from './support/minicloud-process.js';
 import { sshExec, waitForSsh } from './support/ssh.js';
 
-jest.setTimeout(600_000);
-
 async function defaultImage(mc: MinicloudUnderTest) {
   const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {

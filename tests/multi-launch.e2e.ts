@@ -5,8 +5,6 @@ import {
 } from './support/minicloud-process.js';
 import { waitForSsh } from './support/ssh.js';
 
-jest.setTimeout(600_000);
-
 describe('five instances in one request', () => {
   let mc: MinicloudUnderTest;
   afterAll(async () => {

@@ -7,8 +7,6 @@ import {
   type MinicloudUnderTest,
 } from './support/minicloud-process.js';
 
-jest.setTimeout(600_000);
-
 const exists = (p: string) =>
   access(p).then(
     () => true,

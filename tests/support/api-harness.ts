@@ -44,7 +44,9 @@ export async function startApiOnly(options: { networkCidr?: string } = {}) {
     db,
     queue,
     adminKey,
-    log: (m, e) => { if (process.env.MINICLOUD_TEST_LOG) console.error(m, e); },
+    log: (m, e) => {
+      if (process.env.MINICLOUD_TEST_LOG) console.error(m, e);
+    },
     settings: {
       prefix,
       networkCidr: options.networkCidr ?? '10.250.0.0/24',

@@ -79,7 +79,10 @@ async function main() {
   const net = networkSettings(config, uplink);
   const hypervisor = new LibvirtHypervisor({ uri: config.libvirtUri });
   const network = new LinuxNetworkDriver();
-  const images = new ImageStore({ imagesDir: config.paths.images, allowLocalSourcesUnder: config.imageImportDirs });
+  const images = new ImageStore({
+    imagesDir: config.paths.images,
+    allowLocalSourcesUnder: config.imageImportDirs,
+  });
   const workerDeps: WorkerDeps = {
     db,
     queue,

@@ -41,7 +41,9 @@ const schema = z.object({
   MINICLOUD_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86400).default(30),
   MINICLOUD_TERMINATED_RETENTION_MINUTES: z.coerce.number().int().min(0).default(60),
   MINICLOUD_DEFAULT_IMAGE: z.string().startsWith('/').optional(),
-  MINICLOUD_IMAGE_IMPORT_DIRS: z.string().default('/srv/images,/var/lib/minicloud/import,/var/cache/minicloud'),
+  MINICLOUD_IMAGE_IMPORT_DIRS: z
+    .string()
+    .default('/srv/images,/var/lib/minicloud/import,/var/cache/minicloud'),
   MINICLOUD_MAX_USER_DATA_BYTES: z.coerce
     .number()
     .int()

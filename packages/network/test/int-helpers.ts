@@ -24,7 +24,12 @@ export async function stateRoot(): Promise<string> {
 }
 
 /** Blocks of the given size that overlap no route or address on this host. */
-export async function freeBlocks(count: number, base: string, prefixLength: number, step: number): Promise<string[]> {
+export async function freeBlocks(
+  count: number,
+  base: string,
+  prefixLength: number,
+  step: number,
+): Promise<string[]> {
   const r = await run('ip', ['-j', 'route', 'show', 'table', 'all']);
   const used = (JSON.parse(r.stdout) as { dst?: string }[])
     .map((x) => x.dst ?? '')
@@ -45,7 +50,11 @@ export function ip(args: string[], okExitCodes: number[] = []): Promise<RunResul
 }
 
 /** A network namespace with lo up and a veth pair: host end `hostEnd`, namespace end eth0. */
-export async function addNamespaceWithVeth(ns: string, hostEnd: string, mac: string): Promise<void> {
+export async function addNamespaceWithVeth(
+  ns: string,
+  hostEnd: string,
+  mac: string,
+): Promise<void> {
   await ip(['netns', 'add', ns]);
   await ip(['link', 'add', hostEnd, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
   await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
@@ -92,7 +101,24 @@ export interface Lease {
 export async function dhcp(ns: string, script: string, tries = 3): Promise<Lease | null> {
   const r = await run(
     'ip',
-    ['netns', 'exec', ns, 'busybox', 'udhcpc', '-i', 'eth0', '-n', '-q', '-f', '-s', script, '-t', String(tries), '-T', '1'],
+    [
+      'netns',
+      'exec',
+      ns,
+      'busybox',
+      'udhcpc',
+      '-i',
+      'eth0',
+      '-n',
+      '-q',
+      '-f',
+      '-s',
+      script,
+      '-t',
+      String(tries),
+      '-T',
+      '1',
+    ],
     { timeoutMs: 30_000, okExitCodes: [1] },
   );
   const m = /LEASE ip=(\S*) mask=(\S*) router=(\S*) dns=(\S*) hostname=(\S*)/.exec(r.stdout);
@@ -179,7 +205,9 @@ export async function leftovers(prefix: string, waitMs = 5_000): Promise<Leftove
 async function leftoversNow(prefix: string): Promise<Leftovers> {
   const driver = new LinuxNetworkDriver();
   const ns = await ip(['-j', 'netns', 'list']);
-  const netns = ns.stdout.trim() ? (JSON.parse(ns.stdout) as { name: string }[]).map((n) => n.name) : [];
+  const netns = ns.stdout.trim()
+    ? (JSON.parse(ns.stdout) as { name: string }[]).map((n) => n.name)
+    : [];
   return {
     links: (await driver.listOwnedLinks(prefix)).map((l) => l.name),
     dnsmasq: (await driver.listOwnedDnsmasq(prefix)).map((d) => d.pid),

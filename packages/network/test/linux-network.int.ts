@@ -79,7 +79,10 @@ beforeAll(async () => {
     natTable: `${P}_nat`,
     logDhcp: true,
   };
-  ipA = allocateAddress(net, new Set(), { reserved: [spec.gatewayIp], preferred: intToIp(net.networkInt + 10) })!;
+  ipA = allocateAddress(net, new Set(), {
+    reserved: [spec.gatewayIp],
+    preferred: intToIp(net.networkInt + 10),
+  })!;
 }, T);
 
 afterAll(async () => {
@@ -106,12 +109,16 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       expect(br.linkinfo?.info_kind).toBe('bridge');
       expect(br.flags).toContain('UP');
       expect(br.address).toBe(bridgeMacFor(spec.bridge));
-      expect(br.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`)).toEqual([
-        `${spec.gatewayIp}/24`,
-      ]);
+      expect(
+        br.addr_info.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`),
+      ).toEqual([`${spec.gatewayIp}/24`]);
       expect(br.addr_info.filter((a) => a.family === 'inet6')).toEqual([]); // IPv6 off on the bridge
-      expect((await readFile(`/proc/sys/net/ipv6/conf/${spec.bridge}/disable_ipv6`, 'utf8')).trim()).toBe('1');
-      expect((await readFile(`/proc/sys/net/ipv4/conf/${spec.bridge}/rp_filter`, 'utf8')).trim()).toBe('1');
+      expect(
+        (await readFile(`/proc/sys/net/ipv6/conf/${spec.bridge}/disable_ipv6`, 'utf8')).trim(),
+      ).toBe('1');
+      expect(
+        (await readFile(`/proc/sys/net/ipv4/conf/${spec.bridge}/rp_filter`, 'utf8')).trim(),
+      ).toBe('1');
 
       const pid = await dnsmasqPid();
       const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
@@ -142,8 +149,15 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       expect(r).toEqual({ changed: true, releasedLeases: [], dnsmasq: 'reloaded' });
 
       const lease = await dhcp(NS, script);
-      if (!lease) console.log((await readFile(dnsmasqPaths(spec.stateDir).logFile, 'utf8')).slice(-3000));
-      expect(lease).toEqual({ ip: ipA, mask: '24', router: spec.gatewayIp, dns: spec.gatewayIp, hostname: 'guesta' });
+      if (!lease)
+        console.log((await readFile(dnsmasqPaths(spec.stateDir).logFile, 'utf8')).slice(-3000));
+      expect(lease).toEqual({
+        ip: ipA,
+        mask: '24',
+        router: spec.gatewayIp,
+        dns: spec.gatewayIp,
+        hostname: 'guesta',
+      });
       expect(await ping(ipA)).toBe(true);
       expect((await driver.readLeases(spec)).map((l) => [l.mac, l.ip])).toEqual([[MAC_A, ipA]]);
     },
@@ -179,8 +193,14 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
     async () => {
       const restarting = new LinuxNetworkDriver({ staleLeases: 'restart' });
       const before = await dnsmasqPid();
-      const r = await restarting.setReservations(spec, [{ mac: MAC_A, ip: ipA, hostname: 'guesta' }]);
-      expect(r).toEqual({ changed: true, releasedLeases: [{ mac: MAC_B, ip: ipA }], dnsmasq: 'restarted' });
+      const r = await restarting.setReservations(spec, [
+        { mac: MAC_A, ip: ipA, hostname: 'guesta' },
+      ]);
+      expect(r).toEqual({
+        changed: true,
+        releasedLeases: [{ mac: MAC_B, ip: ipA }],
+        dnsmasq: 'restarted',
+      });
       expect(await dnsmasqPid()).not.toBe(before);
       await setGuestMac(NS, MAC_A);
       expect((await dhcp(NS, script))?.ip).toBe(ipA);
@@ -193,26 +213,46 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
     async () => {
       const tap = tapNameForInstance(P, 'i-0123456789abcdef0');
       const mac = macForInstance('i-0123456789abcdef0');
-      expect(await driver.ensurePort({ bridge: spec.bridge, tap, mac })).toEqual({ created: true, changed: true });
+      expect(await driver.ensurePort({ bridge: spec.bridge, tap, mac })).toEqual({
+        created: true,
+        changed: true,
+      });
       let t = await linkJson(tap);
       expect(t.linkinfo?.info_kind).toBe('tun');
       expect(t.linkinfo?.info_data).toMatchObject({ type: 'tap', persist: true });
       expect(t.master).toBe(spec.bridge);
       expect(t.flags).toContain('UP');
       expect(t.address).toBe(`fe${mac.slice(2)}`);
-      expect(await driver.ensurePort({ bridge: spec.bridge, tap, mac })).toEqual({ created: false, changed: false });
+      expect(await driver.ensurePort({ bridge: spec.bridge, tap, mac })).toEqual({
+        created: false,
+        changed: false,
+      });
 
       await ip(['link', 'set', 'dev', tap, 'nomaster']);
       await ip(['link', 'set', 'dev', tap, 'down']);
-      expect(await driver.ensurePort({ bridge: spec.bridge, tap, mac })).toEqual({ created: false, changed: true });
+      expect(await driver.ensurePort({ bridge: spec.bridge, tap, mac })).toEqual({
+        created: false,
+        changed: true,
+      });
       t = await linkJson(tap);
       expect(t.master).toBe(spec.bridge);
       expect(t.flags).toContain('UP');
 
       const owned = await driver.listOwnedLinks(P);
-      expect(owned.find((l) => l.name === tap)).toMatchObject({ kind: 'tun', tunType: 'tap', master: spec.bridge, up: true });
-      expect(owned.find((l) => l.name === spec.bridge)).toMatchObject({ kind: 'bridge', master: null });
-      expect(owned.find((l) => l.name === VETH)).toMatchObject({ kind: 'veth', master: spec.bridge });
+      expect(owned.find((l) => l.name === tap)).toMatchObject({
+        kind: 'tun',
+        tunType: 'tap',
+        master: spec.bridge,
+        up: true,
+      });
+      expect(owned.find((l) => l.name === spec.bridge)).toMatchObject({
+        kind: 'bridge',
+        master: null,
+      });
+      expect(owned.find((l) => l.name === VETH)).toMatchObject({
+        kind: 'veth',
+        master: spec.bridge,
+      });
 
       expect(await driver.removePort(tap)).toBe(true);
       expect(await driver.removePort(tap)).toBe(false);
@@ -227,8 +267,12 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       const name = `${P}tveth`;
       await ip(['link', 'add', name, 'type', 'veth', 'peer', 'name', `${P}tpeer`]);
       try {
-        await expect(driver.ensurePort({ bridge: spec.bridge, tap: name })).rejects.toMatchObject({ code: 'NetworkLinkConflict' });
-        await expect(driver.removePort(name)).rejects.toMatchObject({ code: 'NetworkLinkConflict' });
+        await expect(driver.ensurePort({ bridge: spec.bridge, tap: name })).rejects.toMatchObject({
+          code: 'NetworkLinkConflict',
+        });
+        await expect(driver.removePort(name)).rejects.toMatchObject({
+          code: 'NetworkLinkConflict',
+        });
       } finally {
         await ip(['link', 'del', name], [1]);
       }
@@ -274,7 +318,9 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       const pid = await dnsmasqPid();
       expect(pid).not.toBe(before);
       expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')).toContain('--port=0');
-      expect((await driver.ensureNetwork(spec)).changed).toEqual(['restarted dnsmasq (configuration changed)']);
+      expect((await driver.ensureNetwork(spec)).changed).toEqual([
+        'restarted dnsmasq (configuration changed)',
+      ]);
     },
     T,
   );
@@ -283,7 +329,10 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
     'concurrent launches: ports and reservations from 20 parallel calls all land; the hosts file has the last full set',
     async () => {
       const net = parseCidr(spec.cidr);
-      const ids = Array.from({ length: 20 }, (_, i) => `i-${(0xc0000 + i).toString(16).padStart(17, '0')}`);
+      const ids = Array.from(
+        { length: 20 },
+        (_, i) => `i-${(0xc0000 + i).toString(16).padStart(17, '0')}`,
+      );
       const reservations: DhcpReservation[] = [{ mac: MAC_A, ip: ipA, hostname: 'guesta' }];
       const taken = new Set([ipA]);
       for (const id of ids) {
@@ -292,18 +341,27 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
         reservations.push({ mac: macForInstance(id), ip: ipx, hostname: `h${id.slice(-4)}` });
       }
       const logBefore = await readFile(dnsmasqPaths(spec.stateDir).logFile, 'utf8');
+      const committed: DhcpReservation[] = [reservations[0]!]; // "the database"
       await Promise.all(
         ids.map(async (id, i) => {
-          await driver.ensurePort({ bridge: spec.bridge, tap: tapNameForInstance(P, id), mac: macForInstance(id) });
-          // each launch passes the full set as it knows it (growing, as rows get committed)
-          await driver.setReservations(spec, reservations.slice(0, i + 2));
+          await driver.ensurePort({
+            bridge: spec.bridge,
+            tap: tapNameForInstance(P, id),
+            mac: macForInstance(id),
+          });
+          // each launch reads the network's full set when it calls (its own row committed)
+          committed.push(reservations[i + 1]!);
+          await driver.setReservations(spec, [...committed]);
         }),
       );
       const hosts = await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8');
       expect(hosts.trim().split('\n')).toHaveLength(21);
       const links = await driver.listOwnedLinks(P);
       for (const id of ids) {
-        expect(links.find((l) => l.name === tapNameForInstance(P, id))).toMatchObject({ master: spec.bridge, up: true });
+        expect(links.find((l) => l.name === tapNameForInstance(P, id))).toMatchObject({
+          master: spec.bridge,
+          up: true,
+        });
       }
       const logAfter = await readFile(dnsmasqPaths(spec.stateDir).logFile, 'utf8');
       const reloads = (logAfter.slice(logBefore.length).match(/read .*dhcp-hosts/g) ?? []).length;
@@ -340,8 +398,10 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
         resv.push(t2 - t1);
         total.push(t2 - t0);
       }
-      const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)]!;
-      const fmt = (xs: number[]) => `p50 ${q(xs, 0.5).toFixed(1)} ms, p90 ${q(xs, 0.9).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
+      const q = (xs: number[], p: number) =>
+        [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) * p)]!;
+      const fmt = (xs: number[]) =>
+        `p50 ${q(xs, 0.5).toFixed(1)} ms, p90 ${q(xs, 0.9).toFixed(1)} ms, max ${Math.max(...xs).toFixed(1)} ms`;
       console.log(
         `network latency over 50 launches:\n  ensurePort      ${fmt(port)}\n  setReservations ${fmt(resv)}\n  both            ${fmt(total)}`,
       );
@@ -358,7 +418,11 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       await driver.ensurePort({ bridge: spec.bridge, tap }); // still attached: removeNetwork takes it too
       const r = await driver.removeNetwork(spec);
       expect(r.removed).toEqual(
-        expect.arrayContaining([`deleted tap ${tap}`, `deleted bridge ${spec.bridge}`, `deleted nft table ${spec.natTable}`]),
+        expect.arrayContaining([
+          `deleted tap ${tap}`,
+          `deleted bridge ${spec.bridge}`,
+          `deleted nft table ${spec.natTable}`,
+        ]),
       );
       expect(await driver.removeNetwork(spec)).toEqual({ removed: [] });
       await expect(stat(spec.stateDir)).rejects.toThrow();

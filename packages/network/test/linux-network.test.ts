@@ -12,7 +12,9 @@ import {
 } from '@minicloud/network';
 
 /** A scripted CommandRunner: records every call; `respond` decides each result. */
-function fakeRunner(respond: (cmd: string, args: readonly string[], input?: string) => Partial<RunResult> | Error) {
+function fakeRunner(
+  respond: (cmd: string, args: readonly string[], input?: string) => Partial<RunResult> | Error,
+) {
   const calls: { cmd: string; args: string[]; input?: string }[] = [];
   const run: CommandRunner = async (cmd, args, options = {}) => {
     const input = options.input === undefined ? undefined : String(options.input);
@@ -25,8 +27,15 @@ function fakeRunner(respond: (cmd: string, args: readonly string[], input?: stri
 }
 
 const busy = () =>
-  new HostCommandError('ip', [], 1, 'ioctl(TUNSETIFF): Device or resource busy\nCommand failed -:1', false);
-const noDevice = (name: string) => new HostCommandError('ip', [], 1, `Device "${name}" does not exist.`, false);
+  new HostCommandError(
+    'ip',
+    [],
+    1,
+    'ioctl(TUNSETIFF): Device or resource busy\nCommand failed -:1',
+    false,
+  );
+const noDevice = (name: string) =>
+  new HostCommandError('ip', [], 1, `Device "${name}" does not exist.`, false);
 
 function tapJson(over: Record<string, unknown> = {}, data: Record<string, unknown> = {}) {
   return JSON.stringify([
@@ -35,7 +44,10 @@ function tapJson(over: Record<string, unknown> = {}, data: Record<string, unknow
       flags: ['BROADCAST', 'MULTICAST', 'UP'],
       master: 'mcbr0',
       address: 'fe:54:00:00:00:01',
-      linkinfo: { info_kind: 'tun', info_data: { type: 'tap', multi_queue: false, persist: true, ...data } },
+      linkinfo: {
+        info_kind: 'tun',
+        info_data: { type: 'tap', multi_queue: false, persist: true, ...data },
+      },
       ...over,
     },
   ]);
@@ -45,7 +57,9 @@ describe('LinuxNetworkDriver.ensurePort (scripted host)', () => {
   test('new tap: two commands, tap MAC derived from the guest MAC', async () => {
     const f = fakeRunner(() => ({}));
     const d = new LinuxNetworkDriver({ run: f.run });
-    await expect(d.ensurePort({ bridge: 'mcbr0', tap: 'mct1', mac: '52:54:00:00:00:01' })).resolves.toEqual({
+    await expect(
+      d.ensurePort({ bridge: 'mcbr0', tap: 'mct1', mac: '52:54:00:00:00:01' }),
+    ).resolves.toEqual({
       created: true,
       changed: true,
     });
@@ -57,14 +71,20 @@ describe('LinuxNetworkDriver.ensurePort (scripted host)', () => {
 
   test('multi-queue taps are created as such', async () => {
     const f = fakeRunner(() => ({}));
-    await new LinuxNetworkDriver({ run: f.run }).ensurePort({ bridge: 'mcbr0', tap: 'mct1', multiQueue: true });
+    await new LinuxNetworkDriver({ run: f.run }).ensurePort({
+      bridge: 'mcbr0',
+      tap: 'mct1',
+      multiQueue: true,
+    });
     expect(f.calls[0]!.input).toMatch(/^tuntap add dev mct1 mode tap multi_queue\n/);
   });
 
   test('existing tap as asked: no change', async () => {
     const f = fakeRunner((cmd, args) => (args[0] === '-batch' ? busy() : { stdout: tapJson() }));
     const d = new LinuxNetworkDriver({ run: f.run });
-    await expect(d.ensurePort({ bridge: 'mcbr0', tap: 'mct1', mac: '52:54:00:00:00:01' })).resolves.toEqual({
+    await expect(
+      d.ensurePort({ bridge: 'mcbr0', tap: 'mct1', mac: '52:54:00:00:00:01' }),
+    ).resolves.toEqual({
       created: false,
       changed: false,
     });
@@ -77,9 +97,13 @@ describe('LinuxNetworkDriver.ensurePort (scripted host)', () => {
     ['down', { flags: ['BROADCAST'] }],
     ['other MAC', { address: 'fe:54:00:00:00:99' }],
   ])('existing tap with %s is fixed', async (_what, over) => {
-    const f = fakeRunner((cmd, args) => (args[0] === '-batch' ? busy() : args[0] === '-j' ? { stdout: tapJson(over) } : {}));
+    const f = fakeRunner((cmd, args) =>
+      args[0] === '-batch' ? busy() : args[0] === '-j' ? { stdout: tapJson(over) } : {},
+    );
     const d = new LinuxNetworkDriver({ run: f.run });
-    await expect(d.ensurePort({ bridge: 'mcbr0', tap: 'mct1', mac: '52:54:00:00:00:01' })).resolves.toEqual({
+    await expect(
+      d.ensurePort({ bridge: 'mcbr0', tap: 'mct1', mac: '52:54:00:00:00:01' }),
+    ).resolves.toEqual({
       created: false,
       changed: true,
     });
@@ -90,25 +114,37 @@ describe('LinuxNetworkDriver.ensurePort (scripted host)', () => {
     const f = fakeRunner((cmd, args) =>
       args[0] === '-batch' ? busy() : { stdout: tapJson({ linkinfo: { info_kind: 'veth' } }) },
     );
-    await expect(new LinuxNetworkDriver({ run: f.run }).ensurePort({ bridge: 'mcbr0', tap: 'mct1' })).rejects.toMatchObject({
+    await expect(
+      new LinuxNetworkDriver({ run: f.run }).ensurePort({ bridge: 'mcbr0', tap: 'mct1' }),
+    ).rejects.toMatchObject({
       code: 'NetworkLinkConflict',
     });
   });
 
   test('multi_queue mismatch is a conflict', async () => {
-    const f = fakeRunner((cmd, args) => (args[0] === '-batch' ? busy() : { stdout: tapJson({}, { multi_queue: true }) }));
-    await expect(new LinuxNetworkDriver({ run: f.run }).ensurePort({ bridge: 'mcbr0', tap: 'mct1' })).rejects.toBeInstanceOf(
-      NetworkDriverError,
+    const f = fakeRunner((cmd, args) =>
+      args[0] === '-batch' ? busy() : { stdout: tapJson({}, { multi_queue: true }) },
     );
+    await expect(
+      new LinuxNetworkDriver({ run: f.run }).ensurePort({ bridge: 'mcbr0', tap: 'mct1' }),
+    ).rejects.toBeInstanceOf(NetworkDriverError);
   });
 
   test('attaching a new tap fails (no bridge): the tap is deleted again', async () => {
     const f = fakeRunner((cmd, args) =>
       args[0] === '-batch'
-        ? new HostCommandError('ip', [], 1, 'Error: argument "mcbr0" is wrong: Device does not exist\nCommand failed -:2', false)
+        ? new HostCommandError(
+            'ip',
+            [],
+            1,
+            'Error: argument "mcbr0" is wrong: Device does not exist\nCommand failed -:2',
+            false,
+          )
         : {},
     );
-    await expect(new LinuxNetworkDriver({ run: f.run }).ensurePort({ bridge: 'mcbr0', tap: 'mct1' })).rejects.toMatchObject({
+    await expect(
+      new LinuxNetworkDriver({ run: f.run }).ensurePort({ bridge: 'mcbr0', tap: 'mct1' }),
+    ).rejects.toMatchObject({
       code: 'NetworkHostError',
     });
     expect(f.line()).toEqual(['ip -batch -', 'ip link del dev mct1']);
@@ -117,9 +153,15 @@ describe('LinuxNetworkDriver.ensurePort (scripted host)', () => {
   test('validates names before running anything', async () => {
     const f = fakeRunner(() => ({}));
     const d = new LinuxNetworkDriver({ run: f.run });
-    await expect(d.ensurePort({ bridge: 'mcbr0', tap: 'MCT1' })).rejects.toBeInstanceOf(NetworkValidationError);
-    await expect(d.ensurePort({ bridge: 'mc;br0', tap: 'mct1' })).rejects.toBeInstanceOf(NetworkValidationError);
-    await expect(d.ensurePort({ bridge: 'mcbr0', tap: 'mct1', mac: 'zz' })).rejects.toBeInstanceOf(NetworkValidationError);
+    await expect(d.ensurePort({ bridge: 'mcbr0', tap: 'MCT1' })).rejects.toBeInstanceOf(
+      NetworkValidationError,
+    );
+    await expect(d.ensurePort({ bridge: 'mc;br0', tap: 'mct1' })).rejects.toBeInstanceOf(
+      NetworkValidationError,
+    );
+    await expect(d.ensurePort({ bridge: 'mcbr0', tap: 'mct1', mac: 'zz' })).rejects.toBeInstanceOf(
+      NetworkValidationError,
+    );
     expect(f.calls).toEqual([]);
   });
 });
@@ -134,7 +176,9 @@ describe('LinuxNetworkDriver.removePort (scripted host)', () => {
     await expect(new LinuxNetworkDriver({ run: f.run }).removePort('mct1')).resolves.toBe(true);
     expect(f.line()).toEqual(['ip -j -d link show dev mct1', 'ip link del dev mct1']);
     const g = fakeRunner(() => ({ stdout: tapJson({ linkinfo: { info_kind: 'bridge' } }) }));
-    await expect(new LinuxNetworkDriver({ run: g.run }).removePort('mct1')).rejects.toMatchObject({ code: 'NetworkLinkConflict' });
+    await expect(new LinuxNetworkDriver({ run: g.run }).removePort('mct1')).rejects.toMatchObject({
+      code: 'NetworkLinkConflict',
+    });
   });
 });
 
@@ -146,9 +190,17 @@ describe('LinuxNetworkDriver.setReservations (scripted host, fake /proc)', () =>
 
   const fakeDnsmasq = async (pid: number) => {
     const paths = dnsmasqPaths(spec.stateDir);
-    const args = renderDnsmasqArgs({ bridge: spec.bridge, cidr: spec.cidr, gatewayIp: spec.gatewayIp, ...paths });
+    const args = renderDnsmasqArgs({
+      bridge: spec.bridge,
+      cidr: spec.cidr,
+      gatewayIp: spec.gatewayIp,
+      ...paths,
+    });
     await mkdir(join(procRoot, String(pid)), { recursive: true });
-    await writeFile(join(procRoot, String(pid), 'cmdline'), ['/usr/sbin/dnsmasq', ...args].join('\0') + '\0');
+    await writeFile(
+      join(procRoot, String(pid), 'cmdline'),
+      ['/usr/sbin/dnsmasq', ...args].join('\0') + '\0',
+    );
     await writeFile(paths.pidFile, `${pid}\n`);
   };
 
@@ -172,37 +224,63 @@ describe('LinuxNetworkDriver.setReservations (scripted host, fake /proc)', () =>
   });
 
   const res = (n: number) =>
-    Array.from({ length: n }, (_, i) => ({ mac: `52:54:00:00:00:${(i + 2).toString(16).padStart(2, '0')}`, ip: `10.11.0.${i + 2}` }));
+    Array.from({ length: n }, (_, i) => ({
+      mac: `52:54:00:00:00:${(i + 2).toString(16).padStart(2, '0')}`,
+      ip: `10.11.0.${i + 2}`,
+    }));
 
   test('writes the file and SIGHUPs once; the same set again is a no-op', async () => {
     const signals: [number, string][] = [];
     const f = fakeRunner(() => ({}));
-    const d = new LinuxNetworkDriver({ run: f.run, procRoot, kill: (p, s) => void signals.push([p, s]) });
-    await expect(d.setReservations(spec, res(2))).resolves.toEqual({ changed: true, releasedLeases: [], dnsmasq: 'reloaded' });
+    const d = new LinuxNetworkDriver({
+      run: f.run,
+      procRoot,
+      kill: (p, s) => void signals.push([p, s]),
+    });
+    await expect(d.setReservations(spec, res(2))).resolves.toEqual({
+      changed: true,
+      releasedLeases: [],
+      dnsmasq: 'reloaded',
+    });
     expect(await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8')).toBe(
       '52:54:00:00:00:02,10.11.0.2\n52:54:00:00:00:03,10.11.0.3\n',
     );
-    await expect(d.setReservations(spec, res(2))).resolves.toEqual({ changed: false, releasedLeases: [], dnsmasq: 'unchanged' });
+    await expect(d.setReservations(spec, res(2))).resolves.toEqual({
+      changed: false,
+      releasedLeases: [],
+      dnsmasq: 'unchanged',
+    });
     expect(signals).toEqual([[PID, 'SIGHUP']]);
     expect(f.calls).toEqual([]); // no host commands at all on this path
   });
 
   test('concurrent calls are serialised and coalesced: the last full set wins', async () => {
     const signals: [number, string][] = [];
-    const d = new LinuxNetworkDriver({ run: fakeRunner(() => ({})).run, procRoot, kill: (p, s) => void signals.push([p, s]) });
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => d.setReservations(spec, res(i + 1))));
+    const d = new LinuxNetworkDriver({
+      run: fakeRunner(() => ({})).run,
+      procRoot,
+      kill: (p, s) => void signals.push([p, s]),
+    });
+    const results = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => d.setReservations(spec, res(i + 1))),
+    );
     expect(results.every((r) => r.dnsmasq === 'reloaded' || r.dnsmasq === 'unchanged')).toBe(true);
     const text = await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8');
     expect(text.trim().split('\n')).toHaveLength(20);
     expect(signals.length).toBeLessThanOrEqual(2);
     // A later, smaller set still wins (the caller always passes the full set).
     await d.setReservations(spec, res(1));
-    expect(await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8')).toBe('52:54:00:00:00:02,10.11.0.2\n');
+    expect(await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8')).toBe(
+      '52:54:00:00:00:02,10.11.0.2\n',
+    );
   });
 
   test('a lease blocking a reused address is released with dhcp_release', async () => {
     const paths = dnsmasqPaths(spec.stateDir);
-    await writeFile(paths.leaseFile, '1795791853 52:54:00:00:00:0a 10.11.0.2 old 01:52:54:00:00:00:0a\n');
+    await writeFile(
+      paths.leaseFile,
+      '1795791853 52:54:00:00:00:0a 10.11.0.2 old 01:52:54:00:00:00:0a\n',
+    );
     const f = fakeRunner(() => ({}));
     const d = new LinuxNetworkDriver({ run: f.run, procRoot, kill: () => undefined });
     await expect(d.setReservations(spec, res(1))).resolves.toEqual({
@@ -225,23 +303,38 @@ describe('LinuxNetworkDriver.setReservations (scripted host, fake /proc)', () =>
       if (s === 'SIGTERM') void writeFile(join(procRoot, String(pid), 'cmdline'), ''); // now a zombie
     };
     const f = fakeRunner((cmd) => {
-      if (cmd === 'dhcp_release') return new HostCommandError('dhcp_release', [], null, 'ENOENT ', false);
+      if (cmd === 'dhcp_release')
+        return new HostCommandError('dhcp_release', [], null, 'ENOENT ', false);
       if (cmd === 'dnsmasq') void fakeDnsmasq(5151);
       return {};
     });
     const d = new LinuxNetworkDriver({ run: f.run, procRoot, kill });
     const r = await d.setReservations(spec, res(1));
-    expect(r).toEqual({ changed: true, releasedLeases: [{ mac: '52:54:00:00:00:0a', ip: '10.11.0.2' }], dnsmasq: 'restarted' });
+    expect(r).toEqual({
+      changed: true,
+      releasedLeases: [{ mac: '52:54:00:00:00:0a', ip: '10.11.0.2' }],
+      dnsmasq: 'restarted',
+    });
     expect(signals[0]).toEqual([PID, 'SIGTERM']);
-    expect(await readFile(paths.leaseFile, 'utf8')).toBe('1795791853 52:54:00:00:00:0b 10.11.0.9 other *\n');
+    expect(await readFile(paths.leaseFile, 'utf8')).toBe(
+      '1795791853 52:54:00:00:00:0b 10.11.0.9 other *\n',
+    );
     expect(f.line()[0]).toBe('dhcp_release mcbr0 10.11.0.2 52:54:00:00:00:0a');
     expect(f.line()[1]).toMatch(/^dnsmasq --conf-file=\/dev\/null /);
   });
 
   test('invalid reservations are refused before anything is written', async () => {
-    const d = new LinuxNetworkDriver({ run: fakeRunner(() => ({})).run, procRoot, kill: () => undefined });
-    await expect(d.setReservations(spec, [{ mac: '52:54:00:00:00:02', ip: '10.11.0.1' }])).rejects.toThrow(/gateway/);
-    await expect(d.setReservations(spec, [{ mac: '52:54:00:00:00:02', ip: '10.99.0.1' }])).rejects.toThrow(/not a host address/);
+    const d = new LinuxNetworkDriver({
+      run: fakeRunner(() => ({})).run,
+      procRoot,
+      kill: () => undefined,
+    });
+    await expect(
+      d.setReservations(spec, [{ mac: '52:54:00:00:00:02', ip: '10.11.0.1' }]),
+    ).rejects.toThrow(/gateway/);
+    await expect(
+      d.setReservations(spec, [{ mac: '52:54:00:00:00:02', ip: '10.99.0.1' }]),
+    ).rejects.toThrow(/not a host address/);
     await expect(readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8')).rejects.toThrow();
   });
 });

@@ -51,7 +51,11 @@ interface NftRule {
 }
 
 /** Packet counters of rules in one chain of a table, keyed by a rough description. */
-async function counters(table: string, chain: string, ns?: string): Promise<{ text: string; packets: number }[]> {
+async function counters(
+  table: string,
+  chain: string,
+  ns?: string,
+): Promise<{ text: string; packets: number }[]> {
   const argv = ['-j', 'list', 'chain', 'ip', table, chain];
   const r = ns ? await inNs(ns, 'nft', argv) : await run('nft', argv, { timeoutMs: 10_000 });
   const items = (JSON.parse(r.stdout) as { nftables: NftRule[] }).nftables;
@@ -59,7 +63,8 @@ async function counters(table: string, chain: string, ns?: string): Promise<{ te
     .filter((i) => i.rule)
     .map((i) => {
       const expr = i.rule!.expr;
-      const counter = expr.find((e) => 'counter' in e) as { counter: { packets: number } } | undefined;
+      const counter = expr.find((e) => 'counter' in e) as
+        { counter: { packets: number } } | undefined;
       return { text: JSON.stringify(expr), packets: counter?.counter.packets ?? -1 };
     });
 }
@@ -124,7 +129,9 @@ describe(`outbound NAT through an uplink (prefix ${P})`, () => {
     async () => {
       await writeIpForward('0');
       const r = await driver.ensureNetwork(natNet);
-      expect(r.notes).toEqual([`enabled net.ipv4.ip_forward (was 0) for network ${natNet.bridge} with uplink ${UPLINK}`]);
+      expect(r.notes).toEqual([
+        `enabled net.ipv4.ip_forward (was 0) for network ${natNet.bridge} with uplink ${UPLINK}`,
+      ]);
       expect(await readIpForward()).toBe('1');
       expect((await driver.ensureNetwork(natNet)).notes).toEqual([]);
       expect((await driver.ensureNetwork(hostNet)).notes).toEqual([]);
@@ -143,7 +150,9 @@ describe(`outbound NAT through an uplink (prefix ${P})`, () => {
     'an uplink that does not exist yet is reported',
     async () => {
       const r = await driver.ensureNetwork({ ...hostNet, uplink: `${P}nope` });
-      expect(r.notes).toEqual([`uplink ${P}nope of ${hostNet.bridge} does not exist (yet): no outbound traffic until it does`]);
+      expect(r.notes).toEqual([
+        `uplink ${P}nope of ${hostNet.bridge} does not exist (yet): no outbound traffic until it does`,
+      ]);
       await driver.ensureNetwork(hostNet); // back to host-only
     },
     T,
@@ -161,7 +170,9 @@ describe(`outbound NAT through an uplink (prefix ${P})`, () => {
       // The "internet" has no route to the guest network: a reply can only come back if the
       // request's source was rewritten to the uplink address.
       expect(await ping(inetIp, NS_G0)).toBe(true);
-      expect((await counters(TABLE, `postrouting_${natNet.bridge}`))[0]!.packets).toBeGreaterThan(masqBefore);
+      expect((await counters(TABLE, `postrouting_${natNet.bridge}`))[0]!.packets).toBeGreaterThan(
+        masqBefore,
+      );
       const seen = await counters('seen', 'input', NS_INET);
       expect(seen[0]!.packets).toBeGreaterThan(0); // echo requests from the uplink address
       expect(seen[1]!.packets).toBe(0); // nothing with a guest source address
@@ -176,7 +187,9 @@ describe(`outbound NAT through an uplink (prefix ${P})`, () => {
       try {
         const dropsBefore = (await counters(TABLE, `forward_${natNet.bridge}`)).at(-1)!.packets;
         expect(await ping(g0Ip, NS_INET)).toBe(false);
-        expect((await counters(TABLE, `forward_${natNet.bridge}`)).at(-1)!.packets).toBeGreaterThan(dropsBefore);
+        expect((await counters(TABLE, `forward_${natNet.bridge}`)).at(-1)!.packets).toBeGreaterThan(
+          dropsBefore,
+        );
       } finally {
         await ip(['-n', NS_INET, 'route', 'del', natNet.cidr, 'via', uplinkIp]);
       }
@@ -194,7 +207,8 @@ describe(`outbound NAT through an uplink (prefix ${P})`, () => {
       expect(await ping(hostNet.gatewayIp, NS_G1)).toBe(true);
       expect(await ping(g1Ip)).toBe(true); // from the host
       // Dropped by our forward chain (not merely unanswered): its "iifname BR counter drop" counts.
-      const outDrops = async () => (await counters(TABLE, `forward_${hostNet.bridge}`)).at(-2)!.packets;
+      const outDrops = async () =>
+        (await counters(TABLE, `forward_${hostNet.bridge}`)).at(-2)!.packets;
       const before = await outDrops();
       expect(await ping(inetIp, NS_G1)).toBe(false);
       expect(await outDrops()).toBeGreaterThan(before);

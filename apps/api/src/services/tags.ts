@@ -17,7 +17,9 @@ export async function readTags(
   const rows = [];
   for (let i = 0; i < resourceIds.length; i += 500) {
     const chunk = resourceIds.slice(i, i + 500);
-    rows.push(...(await db.tag.findMany({ where: { resourceId: { in: chunk } }, orderBy: { key: 'asc' } })));
+    rows.push(
+      ...(await db.tag.findMany({ where: { resourceId: { in: chunk } }, orderBy: { key: 'asc' } })),
+    );
   }
   const byId = new Map<string, { key: string; value: string }[]>();
   for (const r of rows) {
