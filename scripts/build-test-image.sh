@@ -14,7 +14,10 @@
 # Helper files live in scripts/test-image/ (rootfs/ is copied verbatim).
 #
 # The output is cached: OUTPUT.stamp holds a hash of this script and the
-# helper files; if it matches and OUTPUT exists, nothing is rebuilt.
+# helper files; if it matches and OUTPUT exists, nothing is rebuilt. The
+# image is written to OUTPUT.tmp.PID and renamed into place; concurrent runs
+# for the same directory are serialized with flock on the directory.
+# Needs root (loop mount for extlinux). Takes ~10 s plus a 27 MB download.
 # Network use: apt only (apt-get download of the kernel, apt-get install of
 # missing build tools).
 set -euo pipefail
@@ -51,8 +54,17 @@ compute_stamp() {
     ) | sha256sum | cut -d' ' -f1
 }
 WANT_STAMP=$(compute_stamp)
-if [ -f "$OUTPUT" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ]; then
+up_to_date() { [ -f "$OUTPUT" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ]; }
+if up_to_date; then
     log "$OUTPUT is up to date"
+    exit 0
+fi
+# Serialize concurrent builds into the same directory (lock the directory
+# itself, so no lock file is left behind), then check again.
+exec 9<"$OUT_DIR"
+flock -w 900 9 || die "timed out waiting for another build in $OUT_DIR"
+if up_to_date; then
+    log "$OUTPUT is up to date (built concurrently)"
     exit 0
 fi
 
@@ -74,6 +86,8 @@ command -v dropbear >/dev/null || [ -x /usr/sbin/dropbear ] || need+=(dropbear-b
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # ------------------------------------------------------------------ workdir
+OUT_TMP=$OUTPUT.tmp.$$
+STAMP_TMP=$STAMP.tmp.$$
 WORK=$(mktemp -d /tmp/minicloud-build-test-image.XXXXXX)
 chmod 755 "$WORK"   # lets apt's _apt user write downloads here
 MNT=$WORK/mnt
@@ -83,14 +97,15 @@ cleanup() {
         umount "$MNT" || umount -l "$MNT" || true
     fi
     rm -rf "$WORK"
-    rm -f "$OUTPUT.tmp" "$STAMP.tmp"
+    rm -f "$OUT_TMP" "$STAMP_TMP"
     exit $rc
 }
 trap cleanup EXIT
+trap 'log "error: command failed (line $LINENO): $BASH_COMMAND"' ERR
 trap 'exit 130' INT TERM
 
 cd "$WORK"
-mkdir -p debs kernel root initramfs "$MNT"
+mkdir -p debs kernel root initramfs sftp "$MNT"
 chown _apt debs 2>/dev/null || true   # apt-get download drops privileges to _apt
 
 # ------------------------------------------------------------------ packages
@@ -98,8 +113,10 @@ chown _apt debs 2>/dev/null || true   # apt-get download drops privileges to _ap
 KPKG=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null |
     awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
 [ -n "$KPKG" ] || die "cannot resolve linux-image-cloud-amd64 (run apt-get update?)"
-log "downloading $KPKG"
-(cd debs && apt-get download "$KPKG" >&2)
+log "downloading $KPKG openssh-sftp-server"
+# sftp-server (libc only) lets OpenSSH's scp/sftp work against dropbear
+(cd debs && apt-get download "$KPKG" openssh-sftp-server >&2)
+dpkg -x debs/openssh-sftp-server_*.deb sftp
 dpkg -x debs/"$KPKG"_*.deb kernel
 KVER=$(ls kernel/lib/modules | head -n1)
 [ -n "$KVER" ] && [ -f "kernel/boot/vmlinuz-$KVER" ] || die "no kernel in $KPKG"
@@ -188,6 +205,8 @@ copy_with_libs /usr/bin/dropbearkey /usr/bin/dropbearkey
 copy_with_libs /usr/bin/dbclient /usr/bin/dbclient
 rm -f "$R/bin/bash"
 copy_with_libs /bin/bash /bin/bash
+copy_with_libs sftp/usr/lib/openssh/sftp-server /usr/lib/openssh/sftp-server
+ln -s openssh/sftp-server "$R/usr/lib/sftp-server"   # dropbear's SFTPSERVER_PATH
 # glibc's name service modules are built in (files); nothing else needed.
 
 cp -a "$HELPERS/rootfs/." "$R/"
@@ -237,8 +256,9 @@ parted -s disk.img mklabel msdos \
 dd if=/usr/lib/syslinux/mbr/mbr.bin of=disk.img bs=440 count=1 conv=notrunc status=none
 dd if=rootfs.img of=disk.img bs=1M seek="$PART_START_MIB" conv=notrunc,sparse status=none
 
-qemu-img convert -f raw -O qcow2 disk.img "$OUTPUT.tmp"
-mv -f "$OUTPUT.tmp" "$OUTPUT"
-echo "$WANT_STAMP" > "$STAMP.tmp"
-mv -f "$STAMP.tmp" "$STAMP"
+qemu-img convert -f raw -O qcow2 disk.img "$OUT_TMP"
+rm -f "$STAMP"          # never leave a matching stamp next to a half-replaced image
+mv -f "$OUT_TMP" "$OUTPUT"
+echo "$WANT_STAMP" > "$STAMP_TMP"
+mv -f "$STAMP_TMP" "$STAMP"
 log "wrote $OUTPUT (kernel $KVER, $(du -h "$OUTPUT" | cut -f1) on disk, ${DISK_MIB} MiB virtual)"

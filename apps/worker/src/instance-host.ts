@@ -55,20 +55,22 @@ function hostnameFor(instance: Instance): string {
   return instance.privateIp ? `ip-${instance.privateIp.replaceAll('.', '-')}` : instance.id;
 }
 
-/** Tell dnsmasq the full set of reservations of the network, from the database. */
+/**
+ * Tell dnsmasq the full set of reservations of the network. The database read happens inside
+ * the driver's per-network lock, so a slower concurrent sync can never apply an older set.
+ */
 export async function syncReservations(deps: WorkerDeps): Promise<void> {
-  const leases = await deps.db.addressLease.findMany({
-    where: { network: deps.settings.networkName },
-    include: { instance: { select: { macAddress: true, state: true, privateIp: true, id: true } } },
-  });
-  const reservations = leases
-    .filter((l) => l.instance.state !== 'terminated')
-    .map((l) => ({
+  await deps.network.syncReservations(deps.settings.network, async () => {
+    const leases = await deps.db.addressLease.findMany({
+      where: { network: deps.settings.networkName, instance: { state: { not: 'terminated' } } },
+      select: { ip: true, instance: { select: { macAddress: true } } },
+    });
+    return leases.map((l) => ({
       mac: l.instance.macAddress,
       ip: l.ip,
       hostname: `ip-${l.ip.replaceAll('.', '-')}`,
     }));
-  await deps.network.setReservations(deps.settings.network, reservations);
+  });
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -242,6 +242,8 @@ export class LinuxNetworkDriver {
   private readonly kill: (pid: number, signal: NodeJS.Signals) => void;
   private readonly locks = new KeyedMutex();
   private readonly reservationStates = new Map<string, ReservationState>();
+  /** Per bridge: the syncReservations run that has not started yet (callers join it). */
+  private readonly queuedSyncs = new Map<string, Promise<SetReservationsResult>>();
   private dhcpReleaseMissing = false;
 
   constructor(options: LinuxNetworkDriverOptions = {}) {
@@ -529,6 +531,36 @@ export class LinuxNetworkDriver {
       st.lastResult = result;
       return result;
     });
+  }
+
+  /**
+   * Like setReservations, but the set is read by `load` (e.g. from the database) inside the
+   * network's lock. Use this when concurrent launches each commit their row and then sync:
+   * every call returns only after a load that started after the call was applied, so no
+   * launch's reservation can be overwritten by an older snapshot. Concurrent calls share runs:
+   * a call made while a run is queued (not yet loading) joins it.
+   */
+  syncReservations(
+    spec: BridgeNetworkSpec,
+    load: () => Promise<readonly DhcpReservation[]>,
+  ): Promise<SetReservationsResult> {
+    let v: ValidNetwork;
+    try {
+      v = validateNetworkSpec(spec);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const queued = this.queuedSyncs.get(v.bridge);
+    if (queued) return queued;
+    const runPromise = this.locks.run(`bridge:${v.bridge}`, async () => {
+      // From here on, new callers need a fresh load: let them queue the next run.
+      if (this.queuedSyncs.get(v.bridge) === runPromise) this.queuedSyncs.delete(v.bridge);
+      const normalized = (await load()).map((r) => ({ ...r, mac: normalizeMac(r.mac) }));
+      const content = renderDhcpHosts(normalized, { cidr: v.net, gatewayIp: v.gatewayIp });
+      return this.applyReservations(v, normalized, content);
+    });
+    this.queuedSyncs.set(v.bridge, runPromise);
+    return runPromise;
   }
 
   private async applyReservations(

@@ -373,6 +373,45 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
   );
 
   test(
+    'concurrent launches with syncReservations (each commits, then syncs from a slow "database"): none is lost',
+    async () => {
+      const net = parseCidr(spec.cidr);
+      const db: DhcpReservation[] = [{ mac: MAC_A, ip: ipA, hostname: 'guesta' }];
+      const taken = new Set([ipA]);
+      const ids = Array.from(
+        { length: 20 },
+        (_, i) => `i-${(0xe0000 + i).toString(16).padStart(17, '0')}`,
+      );
+      let loads = 0;
+      const load = async () => {
+        loads++;
+        const snapshot = [...db];
+        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
+        return snapshot;
+      };
+      await Promise.all(
+        ids.map(async (id, i) => {
+          await new Promise((r) => setTimeout(r, i * 3));
+          const ipx = allocateAddress(net, taken, { reserved: [spec.gatewayIp] })!;
+          taken.add(ipx);
+          db.push({ mac: macForInstance(id), ip: ipx }); // "commit"
+          await driver.ensurePort({
+            bridge: spec.bridge,
+            tap: tapNameForInstance(P, id),
+            mac: macForInstance(id),
+          });
+          await driver.syncReservations(spec, load);
+        }),
+      );
+      const hosts = await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8');
+      expect(hosts.trim().split('\n')).toHaveLength(21);
+      expect(loads).toBeLessThan(20);
+      for (const id of ids) await driver.removePort(tapNameForInstance(P, id));
+    },
+    T,
+  );
+
+  test(
     'latency: ensurePort + setReservations of one launch (50 runs)',
     async () => {
       const net = parseCidr(spec.cidr);

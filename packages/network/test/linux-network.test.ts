@@ -275,6 +275,56 @@ describe('LinuxNetworkDriver.setReservations (scripted host, fake /proc)', () =>
     );
   });
 
+  test('syncReservations loads inside the lock: a row committed during a load is not lost', async () => {
+    const d = new LinuxNetworkDriver({
+      run: fakeRunner(() => ({})).run,
+      procRoot,
+      kill: () => undefined,
+    });
+    const db = res(1);
+    let loads = 0;
+    const load = async () => {
+      loads++;
+      const snapshot = [...db];
+      await new Promise((r) => setTimeout(r, 20)); // a slow query
+      return snapshot;
+    };
+    const first = d.syncReservations(spec, load);
+    await new Promise((r) => setTimeout(r, 5)); // first run is loading now
+    db.push(...res(3).slice(1)); // two launches commit their rows...
+    const second = d.syncReservations(spec, load); // ...and sync: queued behind the running load
+    const third = d.syncReservations(spec, load); // joins the queued run
+    expect(third).toBe(second);
+    await Promise.all([first, second, third]);
+    expect(loads).toBe(2);
+    expect(
+      (await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8')).trim().split('\n'),
+    ).toHaveLength(3);
+  });
+
+  test('syncReservations: 30 concurrent callers share a few loads', async () => {
+    const d = new LinuxNetworkDriver({
+      run: fakeRunner(() => ({})).run,
+      procRoot,
+      kill: () => undefined,
+    });
+    let loads = 0;
+    const db: ReturnType<typeof res> = [];
+    await Promise.all(
+      res(30).map(async (r) => {
+        db.push(r);
+        await d.syncReservations(spec, async () => {
+          loads++;
+          return [...db];
+        });
+      }),
+    );
+    expect(loads).toBeLessThanOrEqual(2);
+    expect(
+      (await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8')).trim().split('\n'),
+    ).toHaveLength(30);
+  });
+
   test('a lease blocking a reused address is released with dhcp_release', async () => {
     const paths = dnsmasqPaths(spec.stateDir);
     await writeFile(

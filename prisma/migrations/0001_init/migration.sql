@@ -75,6 +75,7 @@ CREATE TABLE "Instance" (
 CREATE TABLE "AddressLease" (
     "network" TEXT NOT NULL,
     "ip" TEXT NOT NULL,
+    "mac" TEXT NOT NULL,
     "instanceId" TEXT NOT NULL,
 
     PRIMARY KEY ("network", "ip"),
@@ -104,6 +105,9 @@ CREATE INDEX "Instance_launchTime_idx" ON "Instance"("launchTime");
 
 -- CreateIndex
 CREATE UNIQUE INDEX "AddressLease_instanceId_key" ON "AddressLease"("instanceId");
+
+-- CreateIndex
+CREATE UNIQUE INDEX "AddressLease_network_mac_key" ON "AddressLease"("network", "mac");
 
 -- CreateIndex
 CREATE INDEX "Tag_key_value_idx" ON "Tag"("key", "value");

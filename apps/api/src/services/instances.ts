@@ -22,7 +22,30 @@ import { readTags, writeTags } from './tags.js';
 
 type Presented = ReturnType<typeof presentInstance>;
 
-export function presentInstance(i: Instance, tags: { key: string; value: string }[] = []) {
+type InstanceListRow = Pick<
+  Instance,
+  | 'id'
+  | 'reservationId'
+  | 'imageId'
+  | 'instanceType'
+  | 'vcpus'
+  | 'memoryMiB'
+  | 'keyName'
+  | 'state'
+  | 'stateReason'
+  | 'privateIp'
+  | 'macAddress'
+  | 'amiLaunchIndex'
+> & { launchTime: Date | string; terminatedAt: Date | string | null; tags: string };
+
+type PresentableInstance = Omit<InstanceListRow, 'tags' | 'launchTime' | 'terminatedAt'> & {
+  launchTime: Date;
+};
+
+export function presentInstance(
+  i: PresentableInstance,
+  tags: { key: string; value: string }[] = [],
+) {
   return {
     instanceId: i.id,
     reservationId: i.reservationId,
@@ -193,7 +216,9 @@ export class InstanceService {
           amiLaunchIndex: index,
         },
       });
-      await tx.addressLease.create({ data: { network: settings.networkName, ip, instanceId: id } });
+      await tx.addressLease.create({
+        data: { network: settings.networkName, ip, mac: macForInstance(id), instanceId: id },
+      });
       await writeTags(tx, id, a.input.tags);
     }
     return reservationId;
@@ -235,33 +260,52 @@ export class InstanceService {
     for (const s of states ?? []) {
       if (!isInstanceState(s)) throw errors.invalidParameter(`Unknown instance state '${s}'.`);
     }
-    let ids = filters.instanceIds;
-    for (const [key, values] of Object.entries(filters.tags ?? {})) {
-      const rows = await db.tag.findMany({
-        where: {
-          key,
-          ...(values.length ? { value: { in: values } } : {}),
-          ...(ids ? { resourceId: { in: ids } } : {}),
-        },
-        select: { resourceId: true },
-      });
-      ids = rows.map((r) => r.resourceId);
+    // The hot read path: one SQL statement with tags aggregated per row. Lists travel as one
+    // JSON parameter (json_each), so no filter runs into SQLite's bound-parameter limit.
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (filters.instanceIds) {
+      where.push('i.id IN (SELECT value FROM json_each(?))');
+      params.push(JSON.stringify(filters.instanceIds));
     }
-    const retentionCutoff = new Date(Date.now() - settings.terminatedRetentionMs);
-    const instances = await db.instance.findMany({
-      where: {
-        ...(ids ? { id: { in: ids } } : {}),
-        ...(states ? { state: { in: states } } : {}),
-        OR: [{ terminatedAt: null }, { terminatedAt: { gt: retentionCutoff } }],
-      },
-      orderBy: { launchTime: 'asc' },
-      take: filters.maxResults,
-    });
-    const tags = await readTags(
-      db,
-      instances.map((i) => i.id),
+    if (states) {
+      where.push('i.state IN (SELECT value FROM json_each(?))');
+      params.push(JSON.stringify(states));
+    }
+    for (const [key, values] of Object.entries(filters.tags ?? {})) {
+      where.push(
+        'EXISTS (SELECT 1 FROM Tag f WHERE f.resourceId = i.id AND f.key = ?' +
+          (values.length ? ' AND f.value IN (SELECT value FROM json_each(?))' : '') +
+          ')',
+      );
+      params.push(key, ...(values.length ? [JSON.stringify(values)] : []));
+    }
+    const rows = await db.$queryRawUnsafe<InstanceListRow[]>(
+      `SELECT i.id, i.reservationId, i.imageId, i.instanceType, i.vcpus, i.memoryMiB, i.keyName,
+              i.state, i.stateReason, i.privateIp, i.macAddress, i.amiLaunchIndex, i.launchTime,
+              i.terminatedAt,
+              (SELECT json_group_array(json_object('key', t.key, 'value', t.value))
+                 FROM (SELECT key, value FROM Tag WHERE resourceId = i.id ORDER BY key) t) AS tags
+         FROM Instance i ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY i.launchTime`,
+      ...params,
     );
-    return instances.map((i) => presentInstance(i, tags.get(i.id)));
+    const cutoff = Date.now() - settings.terminatedRetentionMs;
+    const visible = rows.filter(
+      (r) => r.terminatedAt === null || new Date(r.terminatedAt).getTime() > cutoff,
+    );
+    return visible.slice(0, filters.maxResults ?? visible.length).map((r) =>
+      presentInstance(
+        {
+          ...r,
+          launchTime: new Date(r.launchTime),
+          amiLaunchIndex: Number(r.amiLaunchIndex),
+          vcpus: Number(r.vcpus),
+          memoryMiB: Number(r.memoryMiB),
+        },
+        JSON.parse(r.tags) as { key: string; value: string }[],
+      ),
+    );
   }
 
   async get(instanceId: string): Promise<Presented> {
