@@ -92,10 +92,14 @@ export async function bringUp(
   fresh: boolean,
 ): Promise<void> {
   const l = instanceLayout(deps, instance.id);
-  await mkdir(l.dir, { recursive: true });
+  // Undo steps are registered before their step runs: each undo is idempotent, so a step that
+  // failed half-way is cleaned too.
   if (fresh) revert.add('instance directory', () => removePath(l.dir));
+  revert.add('tap', async () => void (await deps.network.removePort(l.tap)));
+  await mkdir(l.dir, { recursive: true });
 
-  if (!(await exists(l.rootDisk))) {
+  const rootDisk = async () => {
+    if (await exists(l.rootDisk)) return;
     if (!fresh) throw new Error(`root disk of ${instance.id} is missing (${l.rootDisk})`);
     if (!instance.image.path || !instance.image.format) {
       throw new Error(`image ${instance.imageId} has no file`);
@@ -105,30 +109,35 @@ export async function bringUp(
       backingPath: instance.image.path,
       backingFormat: instance.image.format as 'qcow2' | 'raw',
     });
-  }
+  };
+  const seed = () =>
+    writeSeedIso(
+      l.seedIso,
+      buildSeedDocuments({
+        instanceId: instance.id,
+        hostname: hostnameFor(instance),
+        publicKeys: instance.publicKey ? [instance.publicKey] : [],
+        userData: instance.userData ? Buffer.from(instance.userData, 'base64') : null,
+        mac: instance.macAddress,
+      }),
+    );
+  const port = async () => {
+    await deps.network.ensurePort({
+      bridge: deps.settings.network.bridge,
+      tap: l.tap,
+      mac: instance.macAddress,
+    });
+    await syncReservations(deps);
+  };
+  // Disk, seed and port do not depend on each other: make them at the same time.
+  const results = await Promise.allSettled([rootDisk(), seed(), port()]);
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 
-  const documents = buildSeedDocuments({
-    instanceId: instance.id,
-    hostname: hostnameFor(instance),
-    publicKeys: instance.publicKey ? [instance.publicKey] : [],
-    userData: instance.userData ? Buffer.from(instance.userData, 'base64') : null,
-    mac: instance.macAddress,
-  });
-  await writeSeedIso(l.seedIso, documents);
-
-  await deps.network.ensurePort({
-    bridge: deps.settings.network.bridge,
-    tap: l.tap,
-    mac: instance.macAddress,
-  });
-  revert.add('tap', async () => void (await deps.network.removePort(l.tap)));
-  await syncReservations(deps);
-
-  const spec = domainSpecFor(deps, instance);
-  await deps.hypervisor.ensureRunning(spec);
   revert.add('domain', () =>
     fresh ? deps.hypervisor.undefine(l.domain) : deps.hypervisor.destroy(l.domain),
   );
+  await deps.hypervisor.ensureRunning(domainSpecFor(deps, instance));
 }
 
 /** Remove every host object of an instance. Idempotent: missing things are fine. */
