@@ -63,6 +63,8 @@ describe('an instance from API call to SSH and back to nothing', () => {
     expect(await domainState(mc, id)).toBe('running');
 
     const hostname = (await waitForSsh(ip, key.keyMaterial, 'hostname', 180_000)).trim();
+    // User-data runs after sshd starts (as cloud-init's final stage): wait for boot-finished.
+    await waitForSsh(ip, key.keyMaterial, 'test -f /var/lib/cloud/instance/boot-finished', 60_000);
     expect(hostname).toBe(`ip-${ip.replaceAll('.', '-')}`);
     expect(await sshExec(ip, key.keyMaterial, 'cat /root/user-data-proof')).toBe(
       `user-data ran for ${hostname}\n`,

@@ -57,6 +57,7 @@ export async function startApiOnly(options: { networkCidr?: string } = {}) {
       terminatedRetentionMs: 3600_000,
       instancesDir: join(dir, 'instances'),
       imageImportDirs: ['/srv/images'],
+      maxVolumeGiB: 1024,
     },
   });
   const server: Server = await new Promise((resolve) => {

@@ -11,6 +11,13 @@ import {
   RunInstancesRequest,
   StopInstanceRequest,
   buildOpenApiDocument,
+  CreateVolumeRequest,
+  AttachVolumeRequest,
+  DetachVolumeRequest,
+  ModifyVolumeRequest,
+  CreateSnapshotRequest,
+  VolumeId,
+  SnapshotId,
 } from '@minicloud/contracts';
 import { errors } from '@minicloud/domain';
 import { bearerAuth, errorMiddleware, parse } from './http.js';
@@ -19,6 +26,7 @@ import { ImageService } from './services/images.js';
 import { InstanceTypeService } from './services/instance-types.js';
 import { InstanceService } from './services/instances.js';
 import { KeyPairService } from './services/key-pairs.js';
+import { VolumeService } from './services/volumes.js';
 
 export interface ApiDeps extends ServiceContext {
   adminKey: string;
@@ -30,7 +38,8 @@ export function createApiApp(deps: ApiDeps) {
   const images = new ImageService(deps);
   const types = new InstanceTypeService(deps);
   const keyPairs = new KeyPairService(deps);
-  const instances = new InstanceService(deps, types, keyPairs);
+  const volumes = new VolumeService(deps);
+  const instances = new InstanceService(deps, types, keyPairs, volumes);
   const openapi = buildOpenApiDocument();
 
   const app = express();
@@ -117,6 +126,48 @@ export function createApiApp(deps: ApiDeps) {
     res
       .status(202)
       .json(await instances.act(parse(InstanceId, req.params.instanceId), 'terminate'));
+  });
+
+  v1.post('/volumes', async (req, res) => {
+    res.status(202).json(await volumes.create(parse(CreateVolumeRequest, req.body)));
+  });
+  v1.get('/volumes', async (_req, res) => {
+    res.json({ volumes: await volumes.describe() });
+  });
+  v1.get('/volumes/:volumeId', async (req, res) => {
+    res.json(await volumes.get(parse(VolumeId, req.params.volumeId)));
+  });
+  v1.delete('/volumes/:volumeId', async (req, res) => {
+    res.status(202).json(await volumes.delete(parse(VolumeId, req.params.volumeId)));
+  });
+  v1.patch('/volumes/:volumeId', async (req, res) => {
+    const { size } = parse(ModifyVolumeRequest, req.body);
+    res.status(202).json(await volumes.modify(parse(VolumeId, req.params.volumeId), size));
+  });
+  v1.post('/volumes/:volumeId/attach', async (req, res) => {
+    const body = parse(AttachVolumeRequest, req.body);
+    res
+      .status(202)
+      .json(
+        await volumes.attach(parse(VolumeId, req.params.volumeId), body.instanceId, body.device),
+      );
+  });
+  v1.post('/volumes/:volumeId/detach', async (req, res) => {
+    const body = parse(DetachVolumeRequest, req.body ?? {});
+    res.status(202).json(await volumes.detach(parse(VolumeId, req.params.volumeId), body.force));
+  });
+  v1.post('/snapshots', async (req, res) => {
+    const body = parse(CreateSnapshotRequest, req.body);
+    res.status(202).json(await volumes.createSnapshot(body.volumeId, body.description, body.tags));
+  });
+  v1.get('/snapshots', async (_req, res) => {
+    res.json({ snapshots: await volumes.describeSnapshots() });
+  });
+  v1.get('/snapshots/:snapshotId', async (req, res) => {
+    res.json(await volumes.getSnapshot(parse(SnapshotId, req.params.snapshotId)));
+  });
+  v1.delete('/snapshots/:snapshotId', async (req, res) => {
+    res.status(202).json(await volumes.deleteSnapshot(parse(SnapshotId, req.params.snapshotId)));
   });
 
   v1.use((req, _res, next) => {

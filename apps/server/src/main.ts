@@ -7,7 +7,7 @@ import { JobQueue, connectionFromUrl } from '@minicloud/queue';
 import { run } from '@minicloud/host';
 import { detectVirtType, LibvirtHypervisor } from '@minicloud/hypervisor';
 import { LinuxNetworkDriver, natTableName, defaultGateway } from '@minicloud/network';
-import { ImageStore } from '@minicloud/storage';
+import { FileVolumeDriver, ImageStore, LvmVolumeDriver } from '@minicloud/storage';
 import { defaultBridgeName } from '@minicloud/domain';
 import { createApiApp, ensureAdminKey } from '@minicloud/app-api';
 import { ImageService } from '@minicloud/app-api/images';
@@ -60,6 +60,8 @@ async function main() {
     config.dataDir,
     config.paths.images,
     config.paths.instances,
+    config.paths.volumes,
+    config.paths.snapshots,
     config.paths.networks,
   ]) {
     await mkdir(dir, { recursive: true, mode: 0o755 });
@@ -83,7 +85,16 @@ async function main() {
     imagesDir: config.paths.images,
     allowLocalSourcesUnder: config.imageImportDirs,
   });
+  const rootVolumes = new FileVolumeDriver({
+    volumesDir: config.paths.volumes,
+    snapshotsDir: config.paths.snapshots,
+  });
+  const volumes = config.volumeGroup
+    ? new LvmVolumeDriver({ volumeGroup: config.volumeGroup, thinPool: config.thinPool })
+    : rootVolumes;
   const workerDeps: WorkerDeps = {
+    volumes,
+    rootVolumes,
     db,
     queue,
     hypervisor,
@@ -95,6 +106,7 @@ async function main() {
       prefix: config.prefix,
       virtType: virt.virtType,
       instancesDir: config.paths.instances,
+      volumesDir: config.paths.volumes,
       stopTimeoutMs: config.stopTimeoutMs,
       terminatedRetentionMs: config.terminatedRetentionMs,
       network: net.spec,
@@ -126,6 +138,7 @@ async function main() {
       terminatedRetentionMs: config.terminatedRetentionMs,
       instancesDir: config.paths.instances,
       imageImportDirs: config.imageImportDirs,
+      maxVolumeGiB: config.maxVolumeGiB,
     },
   };
 

@@ -7,6 +7,15 @@ import { startInstance } from './jobs/instance-start.job.js';
 import { stopInstance } from './jobs/instance-stop.job.js';
 import { terminateInstance } from './jobs/instance-terminate.job.js';
 import { reconcile } from './reconciler.js';
+import {
+  attachVolume,
+  createSnapshot,
+  createVolume,
+  deleteSnapshot,
+  deleteVolume,
+  detachVolume,
+  resizeVolume,
+} from './jobs/volume.jobs.js';
 
 export type { WorkerDeps, WorkerSettings } from './context.js';
 export { KeyedLock } from './keyed-lock.js';
@@ -22,6 +31,13 @@ export function jobHandlers(deps: WorkerDeps): JobHandlers {
     'instance.terminate': (p) => terminateInstance(deps, p.instanceId),
     'image.import': (p, job) => importImage(deps, p.imageId, job),
     'image.delete': (p) => deleteImage(deps, p.imageId),
+    'volume.create': (p, job) => createVolume(deps, p.volumeId, job),
+    'volume.delete': (p) => deleteVolume(deps, p.volumeId),
+    'volume.attach': (p, job) => attachVolume(deps, p.volumeId, job),
+    'volume.detach': (p) => detachVolume(deps, p.volumeId, p.force),
+    'volume.resize': (p) => resizeVolume(deps, p.volumeId, p.sizeGiB),
+    'snapshot.create': (p, job) => createSnapshot(deps, p.snapshotId, job),
+    'snapshot.delete': (p) => deleteSnapshot(deps, p.snapshotId),
   };
 }
 

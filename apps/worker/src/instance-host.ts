@@ -1,21 +1,20 @@
 import { createHash } from 'node:crypto';
-import { access, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { domainName, tapName } from '@minicloud/domain';
 import { buildSeedDocuments, writeSeedIso } from '@minicloud/cloudinit';
-import { ensureOverlay } from '@minicloud/storage';
 import { removePath } from '@minicloud/host';
 import type { DomainSpec } from '@minicloud/hypervisor';
 import type { Image, Instance } from '@prisma/client';
 import type { WorkerDeps } from './context.js';
 import type { Revert } from './revert.js';
+import { attachedVolumes, diskFor, driverFor, ensureVolume } from './volume-host.js';
 
 /** Where an instance's files live and what its host objects are called. */
 export function instanceLayout(deps: WorkerDeps, instanceId: string) {
   const dir = join(deps.settings.instancesDir, instanceId);
   return {
     dir,
-    rootDisk: join(dir, 'root.qcow2'),
     seedIso: join(dir, 'seed.iso'),
     consoleLog: join(dir, 'console.log'),
     domain: domainName(deps.settings.prefix, instanceId),
@@ -29,18 +28,19 @@ function uuidFor(instanceId: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-export function domainSpecFor(deps: WorkerDeps, instance: Instance): DomainSpec {
+/** The domain an instance should have: its attached volumes (root first), seed, NIC, console. */
+export async function domainSpecFor(deps: WorkerDeps, instance: Instance): Promise<DomainSpec> {
   const l = instanceLayout(deps, instance.id);
+  const volumes = await attachedVolumes(deps, instance.id);
+  const disks = await Promise.all(volumes.map((v) => diskFor(deps, v)));
   return {
     name: l.domain,
     uuid: uuidFor(instance.id),
     virtType: deps.settings.virtType,
     vcpus: instance.vcpus,
     memoryMiB: instance.memoryMiB,
-    disks: [
-      { path: l.rootDisk, format: 'qcow2', target: 'vda' },
-      { path: l.seedIso, format: 'raw', target: 'vdb', readOnly: true },
-    ],
+    // The seed sits on the last target so EC2 device names (/dev/sdb..sdy) map one to one.
+    disks: [...disks, { path: l.seedIso, format: 'raw', target: 'vdz', readOnly: true }],
     nics: [{ tap: l.tap, mac: instance.macAddress }],
     consoleLogPath: l.consoleLog,
     metadata: {
@@ -73,13 +73,6 @@ export async function syncReservations(deps: WorkerDeps): Promise<void> {
   });
 }
 
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
-}
-
 /**
  * Make every host object of an instance exist and its domain run. Each step is "ensure"-style
  * (safe to repeat after a crash) and registers its undo on `revert`.
@@ -98,17 +91,17 @@ export async function bringUp(
   revert.add('tap', async () => void (await deps.network.removePort(l.tap)));
   await mkdir(l.dir, { recursive: true });
 
-  const rootDisk = async () => {
-    if (await exists(l.rootDisk)) return;
-    if (!fresh) throw new Error(`root disk of ${instance.id} is missing (${l.rootDisk})`);
-    if (!instance.image.path || !instance.image.format) {
-      throw new Error(`image ${instance.imageId} has no file`);
-    }
-    await ensureOverlay({
-      path: l.rootDisk,
-      backingPath: instance.image.path,
-      backingFormat: instance.image.format as 'qcow2' | 'raw',
-    });
+  const volumes = async () => {
+    const list = await attachedVolumes(deps, instance.id);
+    if (!list.some((v) => v.isRoot)) throw new Error(`instance ${instance.id} has no root volume`);
+    await Promise.all(
+      list.map(async (v) => {
+        if (fresh && v.state === 'creating') {
+          revert.add(`volume ${v.id}`, () => driverFor(deps, v).delete(v.id));
+          await ensureVolume(deps, v, instance.image);
+        }
+      }),
+    );
   };
   const seed = () =>
     writeSeedIso(
@@ -130,14 +123,26 @@ export async function bringUp(
     await syncReservations(deps);
   };
   // Disk, seed and port do not depend on each other: make them at the same time.
-  const results = await Promise.allSettled([rootDisk(), seed(), port()]);
+  const results = await Promise.allSettled([volumes(), seed(), port()]);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
 
   revert.add('domain', () =>
     fresh ? deps.hypervisor.undefine(l.domain) : deps.hypervisor.destroy(l.domain),
   );
-  await deps.hypervisor.ensureRunning(domainSpecFor(deps, instance));
+  await deps.hypervisor.ensureRunning(await domainSpecFor(deps, instance));
+}
+
+/** After a successful launch or start: the instance's volumes are attached and in use. */
+export async function markVolumesAttached(deps: WorkerDeps, instanceId: string): Promise<void> {
+  await deps.db.volume.updateMany({
+    where: {
+      instanceId,
+      state: { in: ['creating', 'in-use'] },
+      attachState: { in: ['attaching', 'attached'] },
+    },
+    data: { state: 'in-use', attachState: 'attached' },
+  });
 }
 
 /** Remove every host object of an instance. Idempotent: missing things are fine. */

@@ -44,6 +44,15 @@ const schema = z.object({
   MINICLOUD_IMAGE_IMPORT_DIRS: z
     .string()
     .default('/srv/images,/var/lib/minicloud/import,/var/cache/minicloud'),
+  MINICLOUD_MAX_VOLUME_GIB: z.coerce.number().int().min(1).default(16384),
+  MINICLOUD_VOLUME_GROUP: z
+    .string()
+    .regex(/^[A-Za-z0-9_.+-]+$/)
+    .optional(),
+  MINICLOUD_THIN_POOL: z
+    .string()
+    .regex(/^[A-Za-z0-9_.+-]+$/)
+    .default('minicloud-pool'),
   MINICLOUD_MAX_USER_DATA_BYTES: z.coerce
     .number()
     .int()
@@ -69,12 +78,18 @@ export interface Config {
   terminatedRetentionMs: number;
   defaultImage: string | undefined;
   maxUserDataBytes: number;
+  maxVolumeGiB: number;
+  /** LVM volume group for volumes; unset: qcow2 files under the data directory. */
+  volumeGroup: string | undefined;
+  thinPool: string;
   /** Local directories images may be registered from (the API refuses other local paths). */
   imageImportDirs: string[];
   paths: {
     images: string;
     instances: string;
     networks: string;
+    volumes: string;
+    snapshots: string;
     adminKeyFile: string;
   };
 }
@@ -116,6 +131,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     terminatedRetentionMs: e.MINICLOUD_TERMINATED_RETENTION_MINUTES * 60_000,
     defaultImage: e.MINICLOUD_DEFAULT_IMAGE,
     maxUserDataBytes: e.MINICLOUD_MAX_USER_DATA_BYTES,
+    maxVolumeGiB: e.MINICLOUD_MAX_VOLUME_GIB,
+    volumeGroup: e.MINICLOUD_VOLUME_GROUP,
+    thinPool: e.MINICLOUD_THIN_POOL,
     imageImportDirs: [
       ...e.MINICLOUD_IMAGE_IMPORT_DIRS.split(',').filter(Boolean),
       ...(e.MINICLOUD_DEFAULT_IMAGE ? [dirname(e.MINICLOUD_DEFAULT_IMAGE)] : []),
@@ -124,6 +142,8 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       images: join(dataDir, 'images'),
       instances: join(dataDir, 'instances'),
       networks: join(dataDir, 'networks'),
+      volumes: join(dataDir, 'volumes'),
+      snapshots: join(dataDir, 'snapshots'),
       adminKeyFile: join(dataDir, 'admin-key'),
     },
   };

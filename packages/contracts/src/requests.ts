@@ -105,6 +105,10 @@ export const RunInstancesRequest = z.strictObject({
     .regex(/^[\x21-\x7e]+$/, 'printable ASCII')
     .optional(),
   tags: Tags.optional(),
+  blockDeviceMappings: z
+    .array(z.lazy(() => BlockDeviceMapping))
+    .max(16)
+    .optional(),
 });
 
 export const StopInstanceRequest = z.strictObject({ force: z.boolean().default(false) });
@@ -116,3 +120,40 @@ export const DescribeInstancesQuery = z.object({
 });
 
 export type RunInstancesInput = z.infer<typeof RunInstancesRequest>;
+
+export const VolumeId = idOf('vol');
+export const SnapshotId = idOf('snap');
+export const VolumeTypeName = z.enum(['gp3', 'gp2', 'io1', 'io2', 'st1', 'sc1', 'standard']);
+export const DeviceName = z.string().regex(/^\/dev\/(sd|xvd)[b-y]$/, 'like /dev/sdf (sdb to sdy)');
+
+export const CreateVolumeRequest = z.strictObject({
+  size: z.number().int().optional(),
+  volumeType: VolumeTypeName.default('gp3'),
+  iops: z.number().int().optional(),
+  throughput: z.number().int().optional(),
+  snapshotId: SnapshotId.optional(),
+  tags: Tags.optional(),
+});
+
+export const AttachVolumeRequest = z.strictObject({ instanceId: InstanceId, device: DeviceName });
+export const DetachVolumeRequest = z.strictObject({ force: z.boolean().default(false) });
+export const ModifyVolumeRequest = z.strictObject({ size: z.number().int() });
+
+export const CreateSnapshotRequest = z.strictObject({
+  volumeId: VolumeId,
+  description: z.string().max(255).optional(),
+  tags: Tags.optional(),
+});
+
+/** At launch: data volumes (/dev/sdb../dev/sdy), or the root device (/dev/xvda) to change it. */
+export const BlockDeviceMapping = z.strictObject({
+  deviceName: z.union([DeviceName, z.enum(['/dev/xvda', '/dev/sda1'])]),
+  ebs: z.strictObject({
+    volumeSize: z.number().int().optional(),
+    volumeType: VolumeTypeName.default('gp3'),
+    iops: z.number().int().optional(),
+    throughput: z.number().int().optional(),
+    snapshotId: SnapshotId.optional(),
+    deleteOnTermination: z.boolean().default(true),
+  }),
+});

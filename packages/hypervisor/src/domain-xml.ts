@@ -9,8 +9,36 @@ import { HypervisorError } from './errors.js';
 export type VirtType = 'kvm' | 'qemu' | 'test';
 export type DiskFormat = 'qcow2' | 'raw';
 
+export type DiskType = 'file' | 'block';
+
+/**
+ * I/O limits of one disk (libvirt `<iotune>`, QEMU throttling), per second. 0 or absent = no
+ * limit. A total limit and a read/write limit of the same kind cannot both be set.
+ */
+export interface IoTune {
+  totalIopsSec?: number;
+  readIopsSec?: number;
+  writeIopsSec?: number;
+  totalBytesSec?: number;
+  readBytesSec?: number;
+  writeBytesSec?: number;
+}
+
+/** IoTune fields and their libvirt element names, in libvirt's order. */
+export const IOTUNE_FIELDS = [
+  ['totalBytesSec', 'total_bytes_sec'],
+  ['readBytesSec', 'read_bytes_sec'],
+  ['writeBytesSec', 'write_bytes_sec'],
+  ['totalIopsSec', 'total_iops_sec'],
+  ['readIopsSec', 'read_iops_sec'],
+  ['writeIopsSec', 'write_iops_sec'],
+] as const satisfies readonly (readonly [keyof IoTune, string])[];
+
+/** libvirt refuses iotune values above 1e15. */
+export const IOTUNE_MAX = 1_000_000_000_000_000;
+
 export interface DiskSpec {
-  /** Absolute host path of the image file. */
+  /** Absolute host path of the image file, or of the block device when diskType is 'block'. */
   path: string;
   format: DiskFormat;
   /** Guest device name: vda, vdb, ... (virtio-blk). */
@@ -18,6 +46,13 @@ export interface DiskSpec {
   readOnly?: boolean;
   /** virtio-blk serial (guest sees it in /dev/disk/by-id): 1-20 of [A-Za-z0-9_.-]. */
   serial?: string;
+  /**
+   * 'file' (default): `<disk type='file'>`, `<source file>`. 'block': `<disk type='block'>`,
+   * `<source dev>` (an LVM volume), opened with cache='none' io='native'.
+   */
+  diskType?: DiskType;
+  /** I/O limits (EBS volume types become these). */
+  iotune?: IoTune;
 }
 
 export interface NicSpec {
@@ -66,15 +101,18 @@ const INSTANCE_ID_RE = /^i-[0-9a-f]{8,17}$/;
 const IMAGE_ID_RE = /^ami-[0-9a-f]{8,17}$/;
 const INSTANCE_TYPE_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-function invalid(message: string): HypervisorError {
-  return new HypervisorError('InvalidDomainSpec', message);
+type SpecErrorCode = 'InvalidDomainSpec' | 'InvalidDiskSpec';
+
+function check(
+  ok: boolean,
+  what: string,
+  value: unknown,
+  code: SpecErrorCode = 'InvalidDomainSpec',
+): void {
+  if (!ok) throw new HypervisorError(code, `invalid ${what}: ${JSON.stringify(value)}`);
 }
 
-function check(ok: boolean, what: string, value: unknown): void {
-  if (!ok) throw invalid(`invalid ${what}: ${JSON.stringify(value)}`);
-}
-
-function checkPath(path: string, what: string): void {
+function checkPath(path: string, what: string, code: SpecErrorCode = 'InvalidDomainSpec'): void {
   check(
     typeof path === 'string' &&
       PATH_RE.test(path) &&
@@ -83,7 +121,77 @@ function checkPath(path: string, what: string): void {
       !path.endsWith('/'),
     what,
     path,
+    code,
   );
+}
+
+/** Throws HypervisorError(code) unless `path` is an absolute path safe to put in XML. */
+export function assertSafePath(
+  path: string,
+  what: string,
+  code: SpecErrorCode = 'InvalidDiskSpec',
+): void {
+  checkPath(path, what, code);
+}
+
+/** Throws HypervisorError(code) naming the first bad limit. */
+export function validateIoTune(
+  iotune: IoTune,
+  code: SpecErrorCode = 'InvalidDiskSpec',
+  what = 'iotune',
+): void {
+  check(typeof iotune === 'object' && iotune !== null, what, iotune, code);
+  const known = new Set<string>(IOTUNE_FIELDS.map(([k]) => k));
+  for (const key of Object.keys(iotune)) check(known.has(key), `${what} field`, key, code);
+  for (const [key] of IOTUNE_FIELDS) {
+    const v = iotune[key];
+    check(
+      v === undefined || (Number.isSafeInteger(v) && v >= 0 && v <= IOTUNE_MAX),
+      `${what}.${key}`,
+      v,
+      code,
+    );
+  }
+  const set = (k: keyof IoTune) => (iotune[k] ?? 0) > 0;
+  check(
+    !(set('totalBytesSec') && (set('readBytesSec') || set('writeBytesSec'))),
+    `${what}: totalBytesSec together with readBytesSec/writeBytesSec`,
+    iotune,
+    code,
+  );
+  check(
+    !(set('totalIopsSec') && (set('readIopsSec') || set('writeIopsSec'))),
+    `${what}: totalIopsSec together with readIopsSec/writeIopsSec`,
+    iotune,
+    code,
+  );
+}
+
+/** Throws HypervisorError(code) naming the first bad field of one disk. */
+export function validateDisk(d: DiskSpec, code: SpecErrorCode = 'InvalidDomainSpec'): void {
+  check(typeof d === 'object' && d !== null, 'disk', d, code);
+  check(
+    d.diskType === undefined || d.diskType === 'file' || d.diskType === 'block',
+    'disk diskType',
+    d.diskType,
+    code,
+  );
+  checkPath(d.path, 'disk path', code);
+  check(d.format === 'qcow2' || d.format === 'raw', 'disk format', d.format, code);
+  check(typeof d.target === 'string' && TARGET_RE.test(d.target), 'disk target', d.target, code);
+  check(
+    d.readOnly === undefined || typeof d.readOnly === 'boolean',
+    'disk readOnly',
+    d.readOnly,
+    code,
+  );
+  check(
+    d.serial === undefined || (typeof d.serial === 'string' && SERIAL_RE.test(d.serial)),
+    'disk serial',
+    d.serial,
+    code,
+  );
+  if (d.iotune !== undefined) validateIoTune(d.iotune, code, 'disk iotune');
 }
 
 /** Throws HypervisorError('InvalidDomainSpec') naming the first bad field. */
@@ -108,17 +216,9 @@ export function validateDomainSpec(spec: DomainSpec): void {
   );
   const targets = new Set<string>();
   for (const d of spec.disks) {
-    checkPath(d.path, 'disk path');
-    check(d.format === 'qcow2' || d.format === 'raw', 'disk format', d.format);
-    check(typeof d.target === 'string' && TARGET_RE.test(d.target), 'disk target', d.target);
+    validateDisk(d);
     check(!targets.has(d.target), 'disk target (duplicate)', d.target);
     targets.add(d.target);
-    check(d.readOnly === undefined || typeof d.readOnly === 'boolean', 'disk readOnly', d.readOnly);
-    check(
-      d.serial === undefined || (typeof d.serial === 'string' && SERIAL_RE.test(d.serial)),
-      'disk serial',
-      d.serial,
-    );
   }
   check(Array.isArray(spec.nics) && spec.nics.length <= 8, 'nics', spec.nics?.length);
   const taps = new Set<string>();
@@ -191,6 +291,34 @@ export function xmlUnescape(value: string): string {
   });
 }
 
+/**
+ * The `<disk>` element of one disk, each line prefixed with `indent`. File disks keep QEMU's
+ * default cache mode; block devices (LVs) are opened with O_DIRECT + native AIO (no host page
+ * cache between the guest and the device, as usual for LVM-backed guests).
+ */
+export function renderDiskLines(d: DiskSpec, indent: string): string[] {
+  const e = xmlEscape;
+  const block = d.diskType === 'block';
+  const lines = [
+    `<disk type='${block ? 'block' : 'file'}' device='disk'>`,
+    block
+      ? `  <driver name='qemu' type='${e(d.format)}' cache='none' io='native'/>`
+      : `  <driver name='qemu' type='${e(d.format)}'/>`,
+    block ? `  <source dev='${e(d.path)}'/>` : `  <source file='${e(d.path)}'/>`,
+    `  <target dev='${e(d.target)}' bus='virtio'/>`,
+  ];
+  const limits = IOTUNE_FIELDS.filter(([k]) => (d.iotune?.[k] ?? 0) > 0);
+  if (limits.length > 0) {
+    lines.push(`  <iotune>`);
+    for (const [k, el] of limits) lines.push(`    <${el}>${e(d.iotune![k]!)}</${el}>`);
+    lines.push(`  </iotune>`);
+  }
+  if (d.readOnly) lines.push(`  <readonly/>`);
+  if (d.serial !== undefined) lines.push(`  <serial>${e(d.serial)}</serial>`);
+  lines.push(`</disk>`);
+  return lines.map((l) => indent + l);
+}
+
 function cpuXml(virtType: VirtType): string[] {
   switch (virtType) {
     // Real KVM: expose the host CPU (fastest, and what cloud images expect).
@@ -240,17 +368,7 @@ function render(spec: DomainSpec, configHash: string): string {
     `  <on_crash>destroy</on_crash>`,
     `  <devices>`,
   ];
-  for (const d of spec.disks) {
-    lines.push(
-      `    <disk type='file' device='disk'>`,
-      `      <driver name='qemu' type='${e(d.format)}'/>`,
-      `      <source file='${e(d.path)}'/>`,
-      `      <target dev='${e(d.target)}' bus='virtio'/>`,
-    );
-    if (d.readOnly) lines.push(`      <readonly/>`);
-    if (d.serial !== undefined) lines.push(`      <serial>${e(d.serial)}</serial>`);
-    lines.push(`    </disk>`);
-  }
+  for (const d of spec.disks) lines.push(...renderDiskLines(d, '    '));
   for (const n of spec.nics) {
     lines.push(
       `    <interface type='ethernet'>`,

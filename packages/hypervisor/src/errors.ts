@@ -14,7 +14,26 @@ export type HypervisorErrorCode =
   | 'DomainNotRunning'
   | 'DomainNameConflict'
   | 'LibvirtConnectionError'
-  | 'LibvirtError';
+  | 'LibvirtError'
+  // disks (disk-ops.ts)
+  /** A bad disk / iotune / backup request: nothing reached libvirt. */
+  | 'InvalidDiskSpec'
+  /** The domain has no disk at that target. */
+  | 'DiskNotFound'
+  /** The target is taken by another source (attachDisk). */
+  | 'DiskTargetInUse'
+  /** The source is already attached to this domain at another target. */
+  | 'DiskAlreadyAttached'
+  /** The guest did not release a hot-unplugged disk in time (it stays attached). */
+  | 'DetachTimeout'
+  /** blockresize to a smaller size. */
+  | 'DiskShrinkNotSupported'
+  /** The backup job (live snapshot) failed or was cancelled; nothing was written. */
+  | 'BackupFailed'
+  /** The backup job did not finish in time; it was aborted; nothing was written. */
+  | 'BackupTimeout'
+  /** The operation needs virsh, which cannot reach libvirt's per-process test driver. */
+  | 'NotSupported';
 
 export class HypervisorError extends Error {
   constructor(

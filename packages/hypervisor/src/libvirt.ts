@@ -1,6 +1,23 @@
 import { Hypervisor as LibvirtConnection, type Domain as LibvirtDomain } from '@unraid/libvirt';
 import { run as hostRun, HostCommandError, type CommandRunner } from '@minicloud/host';
-import { buildDomainXml, parseMinicloudMetadata, type DomainSpec } from './domain-xml.js';
+import {
+  DiskOps,
+  type AttachDiskOptions,
+  type AttachDiskResult,
+  type BackupDiskOptions,
+  type BackupDiskResult,
+  type DetachDiskOptions,
+  type DetachDiskResult,
+  type SetIoTuneOptions,
+  type SetIoTuneResult,
+} from './disk-ops.js';
+import type { AttachDiskSpec, DomainDisk } from './disk-xml.js';
+import {
+  buildDomainXml,
+  parseMinicloudMetadata,
+  type DomainSpec,
+  type IoTune,
+} from './domain-xml.js';
 import {
   HypervisorError,
   isConnectionError,
@@ -45,8 +62,49 @@ export interface RebootOptions {
   hard?: boolean;
 }
 
+/**
+ * Disks of a domain (volumes): hot-plug/unplug, live resize, I/O limits, live backup. Config
+ * and live are handled separately, every call is idempotent. See disk-ops.ts.
+ */
+export interface HypervisorDisks {
+  /**
+   * Attach `disk` to the persistent config and, when `live` and the domain runs, to the guest.
+   * Already there with the same source: fine. DiskTargetInUse when the target has another source;
+   * DiskAlreadyAttached when the source is attached at another target.
+   */
+  attachDisk(
+    name: string,
+    disk: AttachDiskSpec,
+    options: AttachDiskOptions,
+  ): Promise<AttachDiskResult>;
+  /**
+   * Unplug from the running guest (when `live`; waits until the guest released it, else
+   * DetachTimeout, or with `force` returns live: 'pending'), then remove from the config.
+   * Absent: fine.
+   */
+  detachDisk(name: string, target: string, options: DetachDiskOptions): Promise<DetachDiskResult>;
+  /** Grow a disk of a running domain; the guest sees it at once. Smaller: DiskShrinkNotSupported. */
+  resizeDisk(name: string, target: string, newSizeBytes: number): Promise<'resized' | 'unchanged'>;
+  /** Set exactly these I/O limits (config, and live when `live` and running). */
+  setDiskIoTune(
+    name: string,
+    target: string,
+    iotune: IoTune,
+    options: SetIoTuneOptions,
+  ): Promise<SetIoTuneResult>;
+  /** Disks of the live definition (`live`, = config when off) or of the persistent config. */
+  listDisks(name: string, options: { live: boolean }): Promise<DomainDisk[]>;
+  /** Live crash-consistent snapshot of one disk of a running domain into a new qcow2 file. */
+  backupDisk(
+    name: string,
+    target: string,
+    destPath: string,
+    options: BackupDiskOptions,
+  ): Promise<BackupDiskResult>;
+}
+
 /** The driver interface the worker uses; LibvirtHypervisor is the implementation. */
-export interface Hypervisor {
+export interface Hypervisor extends HypervisorDisks {
   /** Define if missing; redefine when the config differs and the domain is shut off. */
   ensureDefined(spec: DomainSpec): Promise<EnsureDefinedResult>;
   /** ensureDefined, then start (or resume) unless running. */
@@ -121,6 +179,7 @@ export class LibvirtHypervisor implements Hypervisor {
   private readonly run: CommandRunner;
   private conn: LibvirtConnection | null = null;
   private opening: Promise<LibvirtConnection> | null = null;
+  private readonly disks: DiskOps;
 
   constructor(options: LibvirtHypervisorOptions) {
     if (typeof options.uri !== 'string' || !/^[a-z][a-z0-9+]*:\/\/[^\s]*$/.test(options.uri)) {
@@ -131,6 +190,12 @@ export class LibvirtHypervisor implements Hypervisor {
     }
     this.uri = options.uri;
     this.run = options.run ?? hostRun;
+    this.disks = new DiskOps({
+      uri: this.uri,
+      run: this.run,
+      domainXml: (name, inactive) => this.domainXml(name, inactive),
+      getState: (name) => this.getState(name),
+    });
   }
 
   /** libvirt's test driver keeps its state per process: virsh would see another "host". */
@@ -440,6 +505,67 @@ export class LibvirtHypervisor implements Hypervisor {
         .filter((r): r is DomainSummary => r !== null)
         .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     });
+  }
+
+  /** Domain XML (inactive: the persistent config; else the live one); null when not defined. */
+  async domainXml(name: string, inactive: boolean): Promise<string | null> {
+    return this.call(`get XML of ${name}`, async (c) => {
+      const d = await LibvirtHypervisor.lookup(c, name);
+      if (!d) return null;
+      try {
+        return await c.domainGetXMLDesc(d, inactive ? VIR_DOMAIN_XML_INACTIVE : 0);
+      } catch (e) {
+        if (isDomainNotFoundError(e)) return null;
+        throw e;
+      }
+    });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // disks: the binding has no device attach/detach, blockresize, iotune or backup API, so these
+  // run virsh through @minicloud/host (see disk-ops.ts).
+
+  attachDisk(
+    name: string,
+    disk: AttachDiskSpec,
+    options: AttachDiskOptions,
+  ): Promise<AttachDiskResult> {
+    return this.disks.attachDisk(name, disk, options);
+  }
+
+  detachDisk(name: string, target: string, options: DetachDiskOptions): Promise<DetachDiskResult> {
+    return this.disks.detachDisk(name, target, options);
+  }
+
+  resizeDisk(name: string, target: string, newSizeBytes: number): Promise<'resized' | 'unchanged'> {
+    return this.disks.resizeDisk(name, target, newSizeBytes);
+  }
+
+  setDiskIoTune(
+    name: string,
+    target: string,
+    iotune: IoTune,
+    options: SetIoTuneOptions,
+  ): Promise<SetIoTuneResult> {
+    return this.disks.setDiskIoTune(name, target, iotune, options);
+  }
+
+  listDisks(name: string, options: { live: boolean }): Promise<DomainDisk[]> {
+    return this.disks.listDisks(name, options);
+  }
+
+  /**
+   * Live snapshot of disk `target` (e.g. 'vdb') into `destPath`, via libvirt's backup API in push
+   * mode. The binding has no virDomainBackupBegin / virDomainGetJobStats: virsh backup-begin +
+   * domjobinfo through @minicloud/host. See DiskOps.backupDisk.
+   */
+  backupDisk(
+    name: string,
+    target: string,
+    destPath: string,
+    options: BackupDiskOptions,
+  ): Promise<BackupDiskResult> {
+    return this.disks.backupDisk(name, target, destPath, options);
   }
 
   async close(): Promise<void> {

@@ -146,13 +146,26 @@ export interface LinuxNetworkDriverOptions {
   kill?: (pid: number, signal: NodeJS.Signals) => void;
 }
 
-interface IpAddrInfo {
+/** What the dnsmasq helpers need of a network: a bridge network or a VPC. */
+export interface DnsmasqInstance {
+  bridge: string;
+  stateDir: string;
+  paths: DnsmasqPaths;
+  /** dnsmasq's argv without the program name. */
+  args: string[];
+}
+
+/** One address of a link, as `ip -j addr` reports it. */
+export interface IpAddrInfo {
   family?: string;
   local?: string;
   prefixlen?: number;
+  scope?: string;
+  label?: string;
 }
 
-interface IpLink {
+/** One link, as `ip -j -d link/addr` reports it. */
+export interface IpLink {
   ifname: string;
   flags?: string[];
   master?: string;
@@ -179,7 +192,7 @@ interface ValidNetwork {
 interface ReservationState {
   requested: number;
   applied: number;
-  pending: { network: ValidNetwork; reservations: DhcpReservation[]; content: string } | null;
+  pending: { network: DnsmasqInstance; reservations: DhcpReservation[]; content: string } | null;
   lastResult: SetReservationsResult | null;
 }
 
@@ -234,14 +247,14 @@ function validateNetworkSpec(spec: BridgeNetworkSpec): ValidNetwork {
 }
 
 export class LinuxNetworkDriver {
-  private readonly run: CommandRunner;
+  protected readonly run: CommandRunner;
   private readonly staleLeaseStrategy: 'release' | 'restart';
-  private readonly timeoutMs: number;
-  private readonly procRoot: string;
-  private readonly sysRoot: string;
+  protected readonly timeoutMs: number;
+  protected readonly procRoot: string;
+  protected readonly sysRoot: string;
   private readonly kill: (pid: number, signal: NodeJS.Signals) => void;
-  private readonly locks = new KeyedMutex();
-  private readonly reservationStates = new Map<string, ReservationState>();
+  protected readonly locks = new KeyedMutex();
+  protected readonly reservationStates = new Map<string, ReservationState>();
   /** Per bridge: the syncReservations run that has not started yet (callers join it). */
   private readonly queuedSyncs = new Map<string, Promise<SetReservationsResult>>();
   private dhcpReleaseMissing = false;
@@ -514,6 +527,15 @@ export class LinuxNetworkDriver {
     const v = validateNetworkSpec(spec);
     const normalized = reservations.map((r) => ({ ...r, mac: normalizeMac(r.mac) }));
     const content = renderDhcpHosts(normalized, { cidr: v.net, gatewayIp: v.gatewayIp });
+    return this.setReservationsOf(v, normalized, content);
+  }
+
+  /** setReservations for any dnsmasq instance, with `content` already rendered from the set. */
+  protected setReservationsOf(
+    v: DnsmasqInstance,
+    normalized: DhcpReservation[],
+    content: string,
+  ): Promise<SetReservationsResult> {
     let state = this.reservationStates.get(v.bridge);
     if (!state) {
       state = { requested: 0, applied: 0, pending: null, lastResult: null };
@@ -550,21 +572,32 @@ export class LinuxNetworkDriver {
     } catch (e) {
       return Promise.reject(e);
     }
+    return this.syncReservationsOf(v, load, (normalized) =>
+      renderDhcpHosts(normalized, { cidr: v.net, gatewayIp: v.gatewayIp }),
+    );
+  }
+
+  /** syncReservations for any dnsmasq instance; `render` validates and renders the hosts file. */
+  protected syncReservationsOf(
+    v: DnsmasqInstance,
+    load: () => Promise<readonly DhcpReservation[]>,
+    render: (normalized: DhcpReservation[]) => string,
+  ): Promise<SetReservationsResult> {
     const queued = this.queuedSyncs.get(v.bridge);
     if (queued) return queued;
     const runPromise = this.locks.run(`bridge:${v.bridge}`, async () => {
       // From here on, new callers need a fresh load: let them queue the next run.
       if (this.queuedSyncs.get(v.bridge) === runPromise) this.queuedSyncs.delete(v.bridge);
       const normalized = (await load()).map((r) => ({ ...r, mac: normalizeMac(r.mac) }));
-      const content = renderDhcpHosts(normalized, { cidr: v.net, gatewayIp: v.gatewayIp });
+      const content = render(normalized);
       return this.applyReservations(v, normalized, content);
     });
     this.queuedSyncs.set(v.bridge, runPromise);
     return runPromise;
   }
 
-  private async applyReservations(
-    v: ValidNetwork,
+  protected async applyReservations(
+    v: DnsmasqInstance,
     reservations: readonly DhcpReservation[],
     content: string,
   ): Promise<SetReservationsResult> {
@@ -595,7 +628,7 @@ export class LinuxNetworkDriver {
   }
 
   /** DHCPRELEASE each lease on dnsmasq's behalf. False when dhcp_release is not available. */
-  private async releaseLeases(v: ValidNetwork, leases: readonly DhcpLease[]): Promise<boolean> {
+  private async releaseLeases(v: DnsmasqInstance, leases: readonly DhcpLease[]): Promise<boolean> {
     if (this.staleLeaseStrategy !== 'release' || this.dhcpReleaseMissing) return false;
     for (const l of leases) {
       try {
@@ -611,7 +644,7 @@ export class LinuxNetworkDriver {
     return true;
   }
 
-  private async dropLeaseLines(v: ValidNetwork, leases: readonly DhcpLease[]): Promise<void> {
+  private async dropLeaseLines(v: DnsmasqInstance, leases: readonly DhcpLease[]): Promise<void> {
     if (leases.length === 0) return;
     const text = await readFileIfExists(v.paths.leaseFile);
     if (text !== null) await writeFileAtomic(v.paths.leaseFile, removeLeaseLines(text, leases));
@@ -676,7 +709,7 @@ export class LinuxNetworkDriver {
   // --------------------------------------------------------------- dnsmasq
 
   /** Returns a description of what it did, or null when dnsmasq was already running as asked. */
-  private async ensureDnsmasq(v: ValidNetwork, forceRestart: boolean): Promise<string | null> {
+  protected async ensureDnsmasq(v: DnsmasqInstance, forceRestart: boolean): Promise<string | null> {
     const pid = await this.verifiedDnsmasqPid(v.paths.pidFile, v.bridge);
     let what = 'started dnsmasq';
     if (pid !== null) {
@@ -691,7 +724,7 @@ export class LinuxNetworkDriver {
     return what;
   }
 
-  private async startDnsmasq(v: ValidNetwork): Promise<number> {
+  protected async startDnsmasq(v: DnsmasqInstance): Promise<number> {
     // A dnsmasq still holding the bridge (its pid file lost) would make the new one fail to bind.
     for (const d of await this.listDnsmasq((b) => b === v.bridge)) await this.stopProcess(d.pid);
     await removePath(v.paths.pidFile);
@@ -730,7 +763,7 @@ export class LinuxNetworkDriver {
   }
 
   /** The pid in the pid file, if that process is alive and is the dnsmasq of this bridge. */
-  private async verifiedDnsmasqPid(pidFile: string, bridge: string): Promise<number | null> {
+  protected async verifiedDnsmasqPid(pidFile: string, bridge: string): Promise<number | null> {
     const text = await readFileIfExists(pidFile);
     const pid = Number(text?.trim());
     if (!text || !Number.isInteger(pid) || pid <= 1) return null;
@@ -742,7 +775,7 @@ export class LinuxNetworkDriver {
   }
 
   /** dnsmasq processes started by this package (they carry --conf-file=/dev/null). */
-  private async listDnsmasq(matchBridge: (bridge: string) => boolean): Promise<OwnedDnsmasq[]> {
+  protected async listDnsmasq(matchBridge: (bridge: string) => boolean): Promise<OwnedDnsmasq[]> {
     let entries: string[];
     try {
       entries = await readdir(this.procRoot);
@@ -765,7 +798,7 @@ export class LinuxNetworkDriver {
   }
 
   /** argv of a live process; null when it is gone or a zombie (empty cmdline). */
-  private async readCmdline(pid: number): Promise<string[] | null> {
+  protected async readCmdline(pid: number): Promise<string[] | null> {
     try {
       const raw = await readFile(join(this.procRoot, String(pid), 'cmdline'), 'utf8');
       if (raw.length === 0) return null;
@@ -790,7 +823,7 @@ export class LinuxNetworkDriver {
    * daemon whose parent is gone may linger as a zombie when PID 1 does not reap; its cmdline is
    * empty, which counts as gone.)
    */
-  private async stopProcess(pid: number): Promise<void> {
+  protected async stopProcess(pid: number): Promise<void> {
     const before = await this.readCmdline(pid);
     if (!before) return;
     // Gone means: no such process, or a zombie (its sockets are closed only by then; an exiting
@@ -852,15 +885,20 @@ export class LinuxNetworkDriver {
     return items.flatMap((i) => (i.chain?.name ? [i.chain.name] : []));
   }
 
-  private async ensureIpForward(bridge: string, uplink: string): Promise<string | null> {
+  protected ensureIpForward(bridge: string, uplink: string): Promise<string | null> {
+    return this.enableIpForward(`network ${bridge} with uplink ${uplink}`);
+  }
+
+  /** Turn net.ipv4.ip_forward on; a note saying so (with `why`), or null when it already was. */
+  protected async enableIpForward(why: string): Promise<string | null> {
     const path = join(this.procRoot, 'sys/net/ipv4/ip_forward');
     const current = (await readFile(path, 'utf8')).trim();
     if (current === '1') return null;
     await writeFile(path, '1\n');
-    return `enabled net.ipv4.ip_forward (was ${current}) for network ${bridge} with uplink ${uplink}`;
+    return `enabled net.ipv4.ip_forward (was ${current}) for ${why}`;
   }
 
-  private async writeBridgeSysctls(bridge: string): Promise<void> {
+  protected async writeBridgeSysctls(bridge: string): Promise<void> {
     const v4 = join(this.procRoot, 'sys/net/ipv4/conf', bridge);
     const settings: [string, string][] = [
       // Drop packets whose source does not route back through the bridge (anti-spoofing).
@@ -890,7 +928,7 @@ export class LinuxNetworkDriver {
    * SIGHUP: the state directory and every directory above it must be searchable by others, or
    * dnsmasq silently serves no reservations ("cannot read ...: Permission denied" in its log).
    */
-  private async prepareStateDir(stateDir: string): Promise<void> {
+  protected async prepareStateDir(stateDir: string): Promise<void> {
     await mkdir(stateDir, { recursive: true, mode: 0o755 });
     await chmod(stateDir, 0o755);
     for (let dir = dirname(stateDir); ; dir = dirname(dir)) {
@@ -907,7 +945,7 @@ export class LinuxNetworkDriver {
     }
   }
 
-  private async exists(path: string): Promise<boolean> {
+  protected async exists(path: string): Promise<boolean> {
     try {
       await access(path);
       return true;
@@ -916,21 +954,21 @@ export class LinuxNetworkDriver {
     }
   }
 
-  private exec(command: string, args: string[], input?: string) {
+  protected exec(command: string, args: string[], input?: string) {
     return this.run(command, args, {
       timeoutMs: this.timeoutMs,
       ...(input === undefined ? {} : { input }),
     });
   }
 
-  private async ipJson(args: string[]): Promise<IpLink[]> {
+  protected async ipJson(args: string[]): Promise<IpLink[]> {
     const r = await this.exec('ip', ['-j', ...args]);
     const text = r.stdout.trim();
     return text ? (JSON.parse(text) as IpLink[]) : [];
   }
 
   /** One link (with its addresses for 'addr'), or null when it does not exist. */
-  private async showLink(name: string, what: 'link' | 'addr'): Promise<IpLink | null> {
+  protected async showLink(name: string, what: 'link' | 'addr'): Promise<IpLink | null> {
     try {
       const links = await this.ipJson(['-d', what, 'show', 'dev', name]);
       return links[0] ?? null;
@@ -940,7 +978,7 @@ export class LinuxNetworkDriver {
     }
   }
 
-  private async deleteLink(name: string): Promise<boolean> {
+  protected async deleteLink(name: string): Promise<boolean> {
     try {
       await this.exec('ip', ['link', 'del', 'dev', name]);
       return true;

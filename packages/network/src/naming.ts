@@ -7,6 +7,9 @@ import { assertInstanceId } from './mac.js';
  *   bridge  <prefix>br<suffix>        e.g. mcbr0
  *   tap     <prefix>t<9 hex of id>    e.g. mct0a1b2c3d4   (as @minicloud/domain tapName)
  *   nft     <prefix>_nat              e.g. mc_nat
+ *   VPC     <prefix>v<9 hex of id>    e.g. mcv0a1b2c3d4   (one bridge per VPC)
+ *   nft     <prefix>_vpc              e.g. mc_vpc         (NAT, Elastic IPs, VPC isolation)
+ *   address label <uplink>:<prefix>   e.g. eth0:mc        (Elastic IPs held on the uplink)
  */
 
 /** Linux IFNAMSIZ is 16 including the NUL. */
@@ -98,4 +101,41 @@ export function natTableName(prefix: string): string {
 /** True when a link name belongs to this prefix's namespace (what listOwnedLinks filters on). */
 export function isOwnedLinkName(prefix: string, name: string): boolean {
   return name.startsWith(assertNamePrefix(prefix));
+}
+
+const VPC_ID_RE = /^vpc-[0-9a-f]{17}$/;
+
+export function assertVpcId(vpcId: string): string {
+  if (typeof vpcId !== 'string' || !VPC_ID_RE.test(vpcId)) {
+    throw invalid('InvalidName', `invalid VPC id ${JSON.stringify(vpcId)} (vpc- + 17 hex)`);
+  }
+  return vpcId;
+}
+
+/**
+ * The bridge of a VPC: prefix + 'v' + the first 9 hex digits of the VPC id (at most 15
+ * characters, like taps). 36 bits: the controller keeps them unique (a clash between two VPCs
+ * of one deployment is about 1 in 10^8 at 1000 VPCs; refuse or re-roll the id on a clash).
+ */
+export function vpcBridgeName(prefix: string, vpcId: string): string {
+  assertNamePrefix(prefix);
+  assertVpcId(vpcId);
+  return `${prefix}v${vpcId.slice(4, 13)}`;
+}
+
+/** The nft table (family ip) holding VPC isolation, outbound NAT and Elastic IP 1:1 NAT. */
+export function vpcTableName(prefix: string): string {
+  return `${assertNamePrefix(prefix)}_vpc`;
+}
+
+/**
+ * The label of Elastic IP addresses held on the uplink: `<uplink>:<prefix>` (the kernel wants
+ * labels to start with the device name and to fit in 15 characters). null when it does not fit
+ * (a very long uplink name): then ownership is decided by the address pool alone.
+ */
+export function elasticIpLabel(uplink: string, prefix: string): string | null {
+  assertForeignLinkName(uplink, 'uplink');
+  assertNamePrefix(prefix);
+  const label = `${uplink}:${prefix}`;
+  return label.length <= MAX_IFNAME_LENGTH ? label : null;
 }

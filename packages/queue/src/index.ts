@@ -13,12 +13,19 @@ export const jobPayloads = {
   'instance.terminate': z.object({ instanceId: z.string() }),
   'image.import': z.object({ imageId: z.string() }),
   'image.delete': z.object({ imageId: z.string() }),
+  'volume.create': z.object({ volumeId: z.string() }),
+  'volume.delete': z.object({ volumeId: z.string() }),
+  'volume.attach': z.object({ volumeId: z.string() }),
+  'volume.detach': z.object({ volumeId: z.string(), force: z.boolean().default(false) }),
+  'volume.resize': z.object({ volumeId: z.string(), sizeGiB: z.number().int() }),
+  'snapshot.create': z.object({ snapshotId: z.string() }),
+  'snapshot.delete': z.object({ snapshotId: z.string() }),
 } as const;
 
 export type JobName = keyof typeof jobPayloads;
 export type JobPayload<N extends JobName> = z.infer<(typeof jobPayloads)[N]>;
 
-const QUEUE_OF: Record<JobName, 'instances' | 'images'> = {
+const QUEUE_OF: Record<JobName, 'instances' | 'images' | 'volumes'> = {
   'instance.launch': 'instances',
   'instance.start': 'instances',
   'instance.stop': 'instances',
@@ -26,8 +33,15 @@ const QUEUE_OF: Record<JobName, 'instances' | 'images'> = {
   'instance.terminate': 'instances',
   'image.import': 'images',
   'image.delete': 'images',
+  'volume.create': 'volumes',
+  'volume.delete': 'volumes',
+  'volume.attach': 'volumes',
+  'volume.detach': 'volumes',
+  'volume.resize': 'volumes',
+  'snapshot.create': 'volumes',
+  'snapshot.delete': 'volumes',
 };
-const QUEUE_NAMES = ['instances', 'images'] as const;
+const QUEUE_NAMES = ['instances', 'images', 'volumes'] as const;
 type QueueName = (typeof QUEUE_NAMES)[number];
 
 export interface QueueOptions {

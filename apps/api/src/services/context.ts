@@ -15,5 +15,6 @@ export interface ServiceContext {
     terminatedRetentionMs: number;
     instancesDir: string;
     imageImportDirs: string[];
+    maxVolumeGiB: number;
   };
 }

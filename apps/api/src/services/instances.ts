@@ -3,6 +3,8 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CloudError,
+  ROOT_DEVICE_NAME,
+  diskTargetForDevice,
   errors,
   isInstanceState,
   newId,
@@ -18,6 +20,7 @@ import type { Instance } from '@prisma/client';
 import type { ServiceContext } from './context.js';
 import type { InstanceTypeService } from './instance-types.js';
 import type { KeyPairService } from './key-pairs.js';
+import type { VolumeService } from './volumes.js';
 import { readTags, writeTags } from './tags.js';
 
 type Presented = ReturnType<typeof presentInstance>;
@@ -36,15 +39,24 @@ type InstanceListRow = Pick<
   | 'privateIp'
   | 'macAddress'
   | 'amiLaunchIndex'
-> & { launchTime: Date | string; terminatedAt: Date | string | null; tags: string };
+> & {
+  launchTime: Date | string;
+  terminatedAt: Date | string | null;
+  tags: string;
+  mappings: string;
+};
 
-type PresentableInstance = Omit<InstanceListRow, 'tags' | 'launchTime' | 'terminatedAt'> & {
+type PresentableInstance = Omit<
+  InstanceListRow,
+  'tags' | 'mappings' | 'launchTime' | 'terminatedAt'
+> & {
   launchTime: Date;
 };
 
 export function presentInstance(
   i: PresentableInstance,
   tags: { key: string; value: string }[] = [],
+  blockDeviceMappings: BlockDeviceMappingView[] = [],
 ) {
   return {
     instanceId: i.id,
@@ -60,17 +72,71 @@ export function presentInstance(
     amiLaunchIndex: i.amiLaunchIndex,
     cpuOptions: { vcpus: i.vcpus },
     memoryMiB: i.memoryMiB,
+    rootDeviceName: ROOT_DEVICE_NAME,
+    blockDeviceMappings,
     tags,
   };
 }
 
+/** Block device mappings of many instances in one query. */
+async function readMappings(db: ServiceContext['db'], instanceIds: string[]) {
+  const rows = await db.volume.findMany({
+    where: { instanceId: { in: instanceIds }, state: { not: 'deleted' } },
+    orderBy: { device: 'asc' },
+  });
+  const byInstance = new Map<string, BlockDeviceMappingView[]>();
+  for (const v of rows) {
+    const list = byInstance.get(v.instanceId!) ?? [];
+    list.push({
+      deviceName: v.device!,
+      ebs: {
+        volumeId: v.id,
+        status: v.attachState,
+        attachTime: v.attachTime?.toISOString() ?? null,
+        deleteOnTermination: v.deleteOnTermination,
+      },
+    });
+    byInstance.set(v.instanceId!, list);
+  }
+  return byInstance;
+}
+
+function mappingsFromJson(text: string): BlockDeviceMappingView[] {
+  const list = JSON.parse(text) as BlockDeviceMappingView[];
+  return list.map((m) => ({
+    deviceName: m.deviceName,
+    ebs: {
+      ...m.ebs,
+      attachTime: m.ebs.attachTime ? new Date(m.ebs.attachTime).toISOString() : null,
+      deleteOnTermination: Boolean(m.ebs.deleteOnTermination),
+    },
+  }));
+}
+
 const MAX_LAUNCH_ATTEMPTS = 8;
+
+type PlannedVolume = Awaited<ReturnType<VolumeService['planVolume']>> & {
+  device: string;
+  deleteOnTermination: boolean;
+  isRoot: boolean;
+};
+
+export interface BlockDeviceMappingView {
+  deviceName: string;
+  ebs: {
+    volumeId: string;
+    status: string | null;
+    attachTime: string | null;
+    deleteOnTermination: boolean;
+  };
+}
 
 export class InstanceService {
   constructor(
     private readonly ctx: ServiceContext,
     private readonly types: InstanceTypeService,
     private readonly keyPairs: KeyPairService,
+    private readonly volumes: VolumeService,
   ) {}
 
   async run(input: RunInstancesInput) {
@@ -123,6 +189,11 @@ export class InstanceService {
       }
     }
 
+    const volumes = await this.planLaunchVolumes(
+      input,
+      image.virtualSize === null ? 1 : Number(image.virtualSize),
+    );
+
     const { clientToken, ...rest } = input;
     const requestHash = createHash('sha256')
       .update(JSON.stringify(canonical(rest)))
@@ -142,6 +213,7 @@ export class InstanceService {
             publicKey,
             vcpus: type.vcpus,
             memoryMiB: type.memoryMiB,
+            volumes,
           }),
         );
         return await this.enqueueLaunches(reservationId);
@@ -167,6 +239,7 @@ export class InstanceService {
       publicKey: string | null;
       vcpus: number;
       memoryMiB: number;
+      volumes: PlannedVolume[];
     },
   ): Promise<string> {
     const { settings } = this.ctx;
@@ -220,8 +293,89 @@ export class InstanceService {
         data: { network: settings.networkName, ip, mac: macForInstance(id), instanceId: id },
       });
       await writeTags(tx, id, a.input.tags);
+      for (const v of a.volumes) {
+        const { device, deleteOnTermination, isRoot, ...plan } = v;
+        await tx.volume.create({
+          data: {
+            id: newId('volume'),
+            ...plan,
+            isRoot,
+            imageId: isRoot ? a.input.imageId : null,
+            state: 'creating',
+            instanceId: id,
+            device,
+            target: isRoot ? 'vda' : diskTargetForDevice(device),
+            attachState: 'attaching',
+            attachTime: new Date(),
+            deleteOnTermination,
+          },
+        });
+      }
     }
     return reservationId;
+  }
+
+  /** The root volume (from the image, or as the /dev/xvda mapping says) and data volumes. */
+  private async planLaunchVolumes(
+    input: RunInstancesInput,
+    imageBytes: number,
+  ): Promise<PlannedVolume[]> {
+    const imageGiB = Math.max(1, Math.ceil(imageBytes / 1024 ** 3));
+    const mappings = input.blockDeviceMappings ?? [];
+    const devices = new Set<string>();
+    for (const m of mappings) {
+      const key =
+        m.deviceName === '/dev/sda1'
+          ? ROOT_DEVICE_NAME
+          : m.deviceName.replace('/dev/xvd', '/dev/sd');
+      if (devices.has(key))
+        throw errors.invalidParameter(`Device ${m.deviceName} is mapped twice.`);
+      devices.add(key);
+    }
+    const rootMapping = mappings.find(
+      (m) => m.deviceName === ROOT_DEVICE_NAME || m.deviceName === '/dev/sda1',
+    );
+    if (rootMapping?.ebs.snapshotId) {
+      throw errors.invalidParameter(
+        'The root volume comes from the image; snapshotId is not supported for it.',
+      );
+    }
+    if (rootMapping?.ebs.volumeSize !== undefined && rootMapping.ebs.volumeSize < imageGiB) {
+      throw errors.invalidParameter(
+        `The root volume must be at least the image's ${imageGiB} GiB.`,
+      );
+    }
+    const root = await this.volumes.planVolume({
+      size: rootMapping?.ebs.volumeSize ?? imageGiB,
+      volumeType: rootMapping?.ebs.volumeType ?? 'gp3',
+      iops: rootMapping?.ebs.iops,
+      throughput: rootMapping?.ebs.throughput,
+    });
+    const planned: PlannedVolume[] = [
+      {
+        ...root,
+        device: ROOT_DEVICE_NAME,
+        deleteOnTermination: rootMapping?.ebs.deleteOnTermination ?? true,
+        isRoot: true,
+      },
+    ];
+    for (const m of mappings) {
+      if (m === rootMapping) continue;
+      const plan = await this.volumes.planVolume({
+        size: m.ebs.volumeSize,
+        volumeType: m.ebs.volumeType,
+        iops: m.ebs.iops,
+        throughput: m.ebs.throughput,
+        snapshotId: m.ebs.snapshotId,
+      });
+      planned.push({
+        ...plan,
+        device: m.deviceName,
+        deleteOnTermination: m.ebs.deleteOnTermination,
+        isRoot: false,
+      });
+    }
+    return planned;
   }
 
   private async byClientToken(clientToken: string, requestHash: string) {
@@ -242,11 +396,15 @@ export class InstanceService {
         await this.ctx.queue.enqueue('instance.launch', { instanceId: i.id }, launchJobId(i.id));
       }
     }
-    const tags = await readTags(
-      this.ctx.db,
-      instances.map((i) => i.id),
-    );
-    return { reservationId, instances: instances.map((i) => presentInstance(i, tags.get(i.id))) };
+    const ids = instances.map((i) => i.id);
+    const [tags, mappings] = await Promise.all([
+      readTags(this.ctx.db, ids),
+      readMappings(this.ctx.db, ids),
+    ]);
+    return {
+      reservationId,
+      instances: instances.map((i) => presentInstance(i, tags.get(i.id), mappings.get(i.id))),
+    };
   }
 
   async describe(filters: {
@@ -285,7 +443,12 @@ export class InstanceService {
               i.state, i.stateReason, i.privateIp, i.macAddress, i.amiLaunchIndex, i.launchTime,
               i.terminatedAt,
               (SELECT json_group_array(json_object('key', t.key, 'value', t.value))
-                 FROM (SELECT key, value FROM Tag WHERE resourceId = i.id ORDER BY key) t) AS tags
+                 FROM (SELECT key, value FROM Tag WHERE resourceId = i.id ORDER BY key) t) AS tags,
+              (SELECT json_group_array(json_object('deviceName', v.device, 'ebs', json_object(
+                        'volumeId', v.id, 'status', v.attachState, 'attachTime', v.attachTime,
+                        'deleteOnTermination', v.deleteOnTermination)))
+                 FROM (SELECT * FROM Volume WHERE instanceId = i.id AND state != 'deleted'
+                        ORDER BY device) v) AS mappings
          FROM Instance i ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY i.launchTime`,
       ...params,
@@ -304,6 +467,7 @@ export class InstanceService {
           memoryMiB: Number(r.memoryMiB),
         },
         JSON.parse(r.tags) as { key: string; value: string }[],
+        mappingsFromJson(r.mappings),
       ),
     );
   }
@@ -311,8 +475,11 @@ export class InstanceService {
   async get(instanceId: string): Promise<Presented> {
     const instance = await this.ctx.db.instance.findUnique({ where: { id: instanceId } });
     if (!instance) throw instanceNotFound(instanceId);
-    const tags = await readTags(this.ctx.db, [instanceId]);
-    return presentInstance(instance, tags.get(instanceId));
+    const [tags, mappings] = await Promise.all([
+      readTags(this.ctx.db, [instanceId]),
+      readMappings(this.ctx.db, [instanceId]),
+    ]);
+    return presentInstance(instance, tags.get(instanceId), mappings.get(instanceId));
   }
 
   /** Apply a lifecycle action: one guarded state change in the database, then one job. */

@@ -1,6 +1,7 @@
 import type { Job } from '@minicloud/queue';
 import type { WorkerDeps } from '../context.js';
-import { bringUp, syncReservations, tearDown } from '../instance-host.js';
+import { bringUp, markVolumesAttached, syncReservations, tearDown } from '../instance-host.js';
+import { releaseVolumes } from '../volume-host.js';
 import { Revert } from '../revert.js';
 import { isLastAttempt, reasonOf } from './failure.js';
 
@@ -28,7 +29,10 @@ export async function launchInstance(
         data: { state: 'running', stateReason: null },
       });
       // If a terminate arrived meanwhile, its job cleans up what was made here.
-      if (count === 1) deps.log(`launched ${instanceId}`);
+      if (count === 1) {
+        await markVolumesAttached(deps, instanceId);
+        deps.log(`launched ${instanceId}`);
+      }
       revert.success();
     } catch (error) {
       await revert.undo(deps.log);
@@ -41,6 +45,7 @@ export async function launchInstance(
 async function failLaunch(deps: WorkerDeps, instanceId: string, error: unknown): Promise<void> {
   deps.log(`launch of ${instanceId} failed for good: ${reasonOf(error)}`);
   await tearDown(deps, instanceId);
+  await releaseVolumes(deps, instanceId);
   await deps.db.$transaction([
     deps.db.addressLease.deleteMany({ where: { instanceId } }),
     deps.db.instance.update({

@@ -1,5 +1,5 @@
 import type { WorkerDeps } from '../context.js';
-import { bringUp } from '../instance-host.js';
+import { bringUp, markVolumesAttached } from '../instance-host.js';
 import { Revert } from '../revert.js';
 
 /** instance.start: a stopped instance (now pending) gets its port and domain running again. */
@@ -17,6 +17,7 @@ export async function startInstance(deps: WorkerDeps, instanceId: string): Promi
         where: { id: instanceId, state: 'pending', actionSeq: instance.actionSeq },
         data: { state: 'running', stateReason: null },
       });
+      await markVolumesAttached(deps, instanceId);
       revert.success();
     } catch (error) {
       await revert.undo(deps.log);

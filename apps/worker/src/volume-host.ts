@@ -1,0 +1,103 @@
+import { ioLimitsFor, volumeSerial } from '@minicloud/domain';
+import { ensureOverlay, type VolumeDriver } from '@minicloud/storage';
+import type { Image, Volume } from '@prisma/client';
+import type { WorkerDeps } from './context.js';
+
+const GiB = 1024 ** 3;
+
+/** Root volumes are always qcow2 overlays on their image; data volumes use the configured driver. */
+export function driverFor(deps: WorkerDeps, volume: Pick<Volume, 'isRoot'>): VolumeDriver {
+  return volume.isRoot ? deps.rootVolumes : deps.volumes;
+}
+
+export function rootVolumePath(deps: WorkerDeps, volumeId: string): string {
+  return deps.rootVolumes.volumePath(volumeId);
+}
+
+/** Make a volume exist on the host (idempotent): the root overlay, or a data volume. */
+export async function ensureVolume(
+  deps: WorkerDeps,
+  volume: Volume,
+  image: Image | null,
+): Promise<void> {
+  if (volume.isRoot) {
+    if (!image?.path || !image.format) throw new Error(`image ${volume.imageId} has no file`);
+    await ensureOverlay({
+      path: rootVolumePath(deps, volume.id),
+      backingPath: image.path,
+      backingFormat: image.format as 'qcow2' | 'raw',
+      sizeBytes: Math.max(volume.sizeGiB * GiB, Number(image.virtualSize ?? 0)),
+    });
+    return;
+  }
+  await deps.volumes.create(
+    volume.id,
+    volume.sizeGiB * GiB,
+    volume.snapshotId ? { fromSnapshotId: volume.snapshotId } : {},
+  );
+}
+
+/** The disk a volume becomes in the domain: source, serial the guest can see, and I/O limits. */
+export async function diskFor(deps: WorkerDeps, volume: Volume) {
+  const location = await driverFor(deps, volume).prepareForAttach(volume.id);
+  return {
+    path: location.path,
+    format: location.format,
+    diskType: location.diskType,
+    target: volume.target!,
+    serial: volumeSerial(volume.id),
+    iotune: ioLimitsFor({ iops: volume.iops, throughput: volume.throughput }),
+  };
+}
+
+/** Volumes that belong in an instance's domain, root first. */
+export async function attachedVolumes(deps: WorkerDeps, instanceId: string): Promise<Volume[]> {
+  const volumes = await deps.db.volume.findMany({
+    where: {
+      instanceId,
+      state: { notIn: ['deleted', 'deleting'] },
+      attachState: { in: ['attaching', 'attached'] },
+    },
+  });
+  return volumes.sort((a, b) =>
+    a.isRoot === b.isRoot ? (a.target ?? '').localeCompare(b.target ?? '') : a.isRoot ? -1 : 1,
+  );
+}
+
+/**
+ * What terminating an instance does to its volumes: those marked deleteOnTermination are
+ * deleted, the others are detached and become available.
+ */
+export async function releaseVolumes(deps: WorkerDeps, instanceId: string): Promise<void> {
+  const volumes = await deps.db.volume.findMany({
+    where: { instanceId, state: { not: 'deleted' } },
+  });
+  for (const v of volumes) {
+    if (v.deleteOnTermination) {
+      await driverFor(deps, v).delete(v.id);
+      await deps.db.volume.update({
+        where: { id: v.id },
+        data: {
+          state: 'deleted',
+          deletedAt: new Date(),
+          attachState: null,
+          instanceId: null,
+          device: null,
+          target: null,
+        },
+      });
+    } else {
+      await deps.db.volume.update({
+        where: { id: v.id },
+        data: {
+          state: 'available',
+          attachState: null,
+          instanceId: null,
+          device: null,
+          target: null,
+          attachTime: null,
+        },
+      });
+    }
+  }
+}
