@@ -14,7 +14,7 @@ import {
   testImagePath,
   type MinicloudUnderTest,
 } from '../tests/support/minicloud-process.js';
-import { waitForSsh } from '../tests/support/ssh.js';
+import { sshExec, waitForSsh } from '../tests/support/ssh.js';
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -234,7 +234,130 @@ async function benchDescribe(count = 1000, requests = 200) {
   }
 }
 
-const wanted = new Set(process.argv.slice(2).length ? process.argv.slice(2) : ['a', 'b', 'c', 'd']);
+/** (e) Volumes on the file driver: create, attach, snapshot, create-from-snapshot for 10 GiB; guest throughput. */
+async function benchVolumes(n = 3) {
+  const mc = await startMinicloud();
+  try {
+    const c = mc.client;
+    const imageId = await availableImage(mc);
+    const key = (await c.createKeyPair('bench-vol')).keyMaterial as string;
+    const r = await c.runInstances({ imageId, instanceType: 't3.nano', keyName: 'bench-vol' });
+    const id = r.instances[0].instanceId;
+    const ip = (await untilState(mc, id, 'running')).privateIpAddress;
+    await waitForSsh(ip, key, 'true', 180_000);
+    const volState = async (vid: string, want: (v: any) => boolean) => {
+      for (;;) {
+        const v = await c.call('GET', `/v1/volumes/${vid}`);
+        if (want(v)) return v;
+        if (v.state === 'error') throw new Error(v.stateReason);
+        await sleep(5);
+      }
+    };
+    const timed = async (f: () => Promise<unknown>) => {
+      const t0 = performance.now();
+      await f();
+      return performance.now() - t0;
+    };
+    const create: number[] = [];
+    const attach: number[] = [];
+    const snapshot: number[] = [];
+    const fromSnapshot: number[] = [];
+    const detach: number[] = [];
+    for (let i = 0; i < n; i++) {
+      let vid = '';
+      create.push(
+        await timed(async () => {
+          vid = (await c.call('POST', '/v1/volumes', { size: 10 })).volumeId;
+          await volState(vid, (v) => v.state === 'available');
+        }),
+      );
+      attach.push(
+        await timed(async () => {
+          await c.call('POST', `/v1/volumes/${vid}/attach`, { instanceId: id, device: '/dev/sdf' });
+          await volState(vid, (v) => v.attachments[0]?.state === 'attached');
+        }),
+      );
+      let sid = '';
+      snapshot.push(
+        await timed(async () => {
+          sid = (await c.call('POST', '/v1/snapshots', { volumeId: vid })).snapshotId;
+          for (;;) {
+            const s = await c.call('GET', `/v1/snapshots/${sid}`);
+            if (s.state === 'completed') break;
+            if (s.state === 'error') throw new Error(s.stateReason);
+            await sleep(5);
+          }
+        }),
+      );
+      let rid = '';
+      fromSnapshot.push(
+        await timed(async () => {
+          rid = (await c.call('POST', '/v1/volumes', { snapshotId: sid, size: 10 })).volumeId;
+          await volState(rid, (v) => v.state === 'available');
+        }),
+      );
+      detach.push(
+        await timed(async () => {
+          await c.call('POST', `/v1/volumes/${vid}/detach`, {});
+          await volState(vid, (v) => v.state === 'available');
+        }),
+      );
+      for (const x of [vid, rid]) await c.call('DELETE', `/v1/volumes/${x}`);
+      await c.call('DELETE', `/v1/snapshots/${sid}`);
+    }
+    console.log(
+      `(e) 10 GiB volumes, file driver, p50 of ${n} (API call -> done): create ${ms(pct(create, 50))}, attach (hot-plug) ${ms(pct(attach, 50))}, ` +
+        `live snapshot (attached, running guest) ${ms(pct(snapshot, 50))}, create from snapshot ${ms(pct(fromSnapshot, 50))}, detach ${ms(pct(detach, 50))}`,
+    );
+    // Guest throughput: a sequential direct read of 256 MiB, with no limit (standard) and gp3 at 125 MiB/s.
+    for (const spec of [
+      { volumeType: 'standard', size: 10 },
+      { volumeType: 'gp3', size: 10, throughput: 125 },
+    ]) {
+      const vid = (await c.call('POST', '/v1/volumes', spec)).volumeId;
+      await volState(vid, (v) => v.state === 'available');
+      await c.call('POST', `/v1/volumes/${vid}/attach`, { instanceId: id, device: '/dev/sdg' });
+      await volState(vid, (v) => v.attachments[0]?.state === 'attached');
+      let dev = '';
+      for (let i = 0; i < 200 && !dev; i++) {
+        dev = (
+          await sshExec(
+            ip,
+            key,
+            `for d in /sys/block/vd*; do [ "$(cat $d/serial)" = "${vid.replace('-', '')}" ] && basename $d; done; true`,
+          )
+        ).trim();
+        if (!dev) await sleep(100);
+      }
+      await sshExec(
+        ip,
+        key,
+        `dd if=/dev/zero of=/dev/${dev} bs=1M count=256 oflag=direct 2>/dev/null`,
+        300_000,
+      );
+      const t0 = performance.now();
+      await sshExec(
+        ip,
+        key,
+        `dd if=/dev/${dev} of=/dev/null bs=1M count=256 iflag=direct 2>/dev/null`,
+        300_000,
+      );
+      const seconds = (performance.now() - t0) / 1000;
+      console.log(
+        `    guest read throughput, ${spec.volumeType}${spec.throughput ? ` (${spec.throughput} MiB/s limit)` : ' (no limit)'}: ${(256 / seconds).toFixed(0)} MiB/s`,
+      );
+      await c.call('POST', `/v1/volumes/${vid}/detach`, {});
+      await volState(vid, (v) => v.state === 'available');
+      await c.call('DELETE', `/v1/volumes/${vid}`);
+    }
+  } finally {
+    await mc.destroy();
+  }
+}
+
+const wanted = new Set(
+  process.argv.slice(2).length ? process.argv.slice(2) : ['a', 'b', 'c', 'd', 'e'],
+);
 console.log(
   `minicloud benchmarks on ${(await run('hostname', [])).stdout.trim()}, ${new Date().toISOString()}`,
 );
@@ -242,4 +365,5 @@ if (wanted.has('d')) await benchDescribe();
 if (wanted.has('c')) await benchTestDriver();
 if (wanted.has('a')) await benchLaunchVsVirsh();
 if (wanted.has('b')) await benchSsh();
+if (wanted.has('e')) await benchVolumes();
 process.exit(0);

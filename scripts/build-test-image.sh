@@ -81,6 +81,15 @@ command -v extlinux >/dev/null || need+=(extlinux)
 command -v parted >/dev/null || need+=(parted)
 command -v cpio >/dev/null || need+=(cpio)
 command -v dropbear >/dev/null || [ -x /usr/sbin/dropbear ] || need+=(dropbear-bin)
+# copied into the image for the volume tests (see VOLUME_TOOLS below)
+for t in mke2fs e2fsck resize2fs tune2fs dumpe2fs; do
+    command -v $t >/dev/null || { need+=(e2fsprogs); break; }
+done
+[ -f /etc/mke2fs.conf ] || need+=(e2fsprogs)
+command -v blkid >/dev/null || need+=(util-linux)
+for t in dd sync timeout; do
+    [ -x /usr/bin/$t ] || { need+=(coreutils); break; }
+done
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
 # ------------------------------------------------------------------ workdir
@@ -207,8 +216,34 @@ copy_with_libs sftp/usr/lib/openssh/sftp-server /usr/lib/openssh/sftp-server
 ln -s openssh/sftp-server "$R/usr/lib/sftp-server"   # dropbear's SFTPSERVER_PATH
 # glibc's name service modules are built in (files); nothing else needed.
 
+# Volume-test tools (replacing busybox applet links of the same name):
+# e2fsprogs + util-linux blkid in /sbin (with /usr/sbin aliases, as on
+# merged-/usr Debian), GNU dd/sync/timeout in /usr/bin (/bin/dd and
+# /bin/sync point there, so no busybox dd is left on any PATH).
+VOLUME_TOOLS="mke2fs e2fsck resize2fs tune2fs dumpe2fs blkid"
+for t in $VOLUME_TOOLS; do
+    rm -f "$R/sbin/$t" "$R/usr/sbin/$t"
+    copy_with_libs "$(command -v "$t")" "/sbin/$t"
+    ln -s "/sbin/$t" "$R/usr/sbin/$t"
+done
+for alias in mkfs.ext2:mke2fs mkfs.ext3:mke2fs mkfs.ext4:mke2fs \
+             fsck.ext2:e2fsck fsck.ext3:e2fsck fsck.ext4:e2fsck e2label:tune2fs; do
+    rm -f "$R/sbin/${alias%%:*}" "$R/usr/sbin/${alias%%:*}"
+    ln -s "${alias#*:}" "$R/sbin/${alias%%:*}"
+    ln -s "/sbin/${alias%%:*}" "$R/usr/sbin/${alias%%:*}"
+done
+cp /etc/mke2fs.conf "$R/etc/mke2fs.conf"
+for t in dd sync timeout; do
+    rm -f "$R/bin/$t" "$R/usr/bin/$t"
+    copy_with_libs "/usr/bin/$t" "/usr/bin/$t"
+done
+ln -s /usr/bin/dd "$R/bin/dd"
+ln -s /usr/bin/sync "$R/bin/sync"
+
 cp -a "$HELPERS/rootfs/." "$R/"
-chmod 755 "$R/etc/init.d/"* "$R/etc/acpi/PWRF/00000080" "$R/usr/share/udhcpc/default.script"
+chmod 755 "$R/etc/init.d/"* "$R/etc/acpi/PWRF/00000080" "$R/usr/share/udhcpc/default.script" \
+    "$R/lib/mdev/disk-by-id"
+chmod 644 "$R/etc/mdev.conf"
 chmod 644 "$R/etc/passwd" "$R/etc/group"
 chmod 640 "$R/etc/shadow"
 chmod 700 "$R/etc/dropbear" 2>/dev/null || mkdir -m 700 "$R/etc/dropbear"

@@ -9,6 +9,8 @@ export interface ReconcileReport {
   removedTaps: string[];
   removedDirs: string[];
   removedImageFiles: string[];
+  removedVolumes: string[];
+  removedSnapshots: string[];
   markedStopped: string[];
   requeued: string[];
   purged: number;
@@ -27,6 +29,8 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
     removedTaps: [],
     removedDirs: [],
     removedImageFiles: [],
+    removedVolumes: [],
+    removedSnapshots: [],
     markedStopped: [],
     requeued: [],
     purged: 0,
@@ -142,6 +146,64 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
     if (image.state === 'pending')
       await deps.queue.ensureJob('image.import', { imageId: image.id }, `${image.id}.import`);
     else await deps.queue.ensureJob('image.delete', { imageId: image.id }, `${image.id}.delete`);
+  }
+
+  // Volume work that was accepted but whose job was lost (or whose worker died mid-way).
+  const busyVolumes = await db.volume.findMany({
+    where: {
+      OR: [
+        { state: { in: ['creating', 'deleting'] }, instanceId: null },
+        { attachState: { in: ['attaching', 'detaching'] } },
+      ],
+    },
+  });
+  for (const v of busyVolumes) {
+    if (locks.isHeld(v.id) || (v.instanceId && locks.isHeld(v.instanceId))) continue;
+    // Launch and terminate jobs own the volumes of instances in those states.
+    const owner = v.instanceId ? liveById.get(v.instanceId) : undefined;
+    if (v.instanceId && (!owner || owner.state === 'pending' || owner.state === 'shutting-down'))
+      continue;
+    const seq = v.actionSeq;
+    if (v.attachState === 'attaching')
+      await deps.queue.ensureJob('volume.attach', { volumeId: v.id }, `${v.id}.attach.${seq}`);
+    else if (v.attachState === 'detaching') {
+      await deps.queue.ensureJob(
+        'volume.detach',
+        { volumeId: v.id, force: false },
+        `${v.id}.detach.${seq}`,
+      );
+    } else if (v.state === 'creating')
+      await deps.queue.ensureJob('volume.create', { volumeId: v.id }, `${v.id}.create`);
+    else if (v.state === 'deleting')
+      await deps.queue.ensureJob('volume.delete', { volumeId: v.id }, `${v.id}.delete.${seq}`);
+  }
+  for (const snap of await db.snapshot.findMany({ where: { state: 'pending', deletedAt: null } })) {
+    if (!locks.isHeld(snap.volumeId))
+      await deps.queue.ensureJob('snapshot.create', { snapshotId: snap.id }, `${snap.id}.create`);
+  }
+
+  // Volume and snapshot files that no row references (deleted, or from a crash before the row).
+  const knownVolumes = new Set(
+    (await db.volume.findMany({ where: { state: { not: 'deleted' } }, select: { id: true } })).map(
+      (v) => v.id,
+    ),
+  );
+  const knownSnapshots = new Set(
+    (await db.snapshot.findMany({ where: { deletedAt: null }, select: { id: true } })).map(
+      (x) => x.id,
+    ),
+  );
+  for (const driver of new Set([deps.volumes, deps.rootVolumes])) {
+    for (const id of await driver.listVolumes()) {
+      if (knownVolumes.has(id) || locks.isHeld(id)) continue;
+      await driver.delete(id);
+      report.removedVolumes.push(id);
+    }
+    for (const id of await driver.listSnapshots()) {
+      if (knownSnapshots.has(id)) continue;
+      await driver.deleteSnapshot(id);
+      report.removedSnapshots.push(id);
+    }
   }
 
   // Terminated instances stay visible for a while, then go.

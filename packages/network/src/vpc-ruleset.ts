@@ -41,10 +41,11 @@ import { assertGatewayInside } from './dnsmasq.js';
  *                         DNATed (Elastic IP) traffic into a VPC with an internet gateway accepted;
  *                         VPC with IGW -> uplink accepted, replies back; anything else from or to a
  *                         VPC bridge dropped (other VPCs, other host networks, no IGW)
- *   input        filter   traffic to an Elastic IP that nothing DNATed (not associated) dropped, so
- *                         host services never answer on a public address; a VPC reaches only its
- *                         own router addresses on the host (not another VPC's dnsmasq, not the
- *                         uplink address); broadcast and multicast (DHCP) pass
+ *   input        filter   new traffic to an Elastic IP that nothing DNATed (not associated)
+ *                         dropped, so host services never answer on a public address; a VPC opens
+ *                         connections only to its own router addresses on the host (not another
+ *                         VPC's dnsmasq, not the uplink address); broadcast and multicast (DHCP)
+ *                         and replies to the host's own connections pass
  *
  * VPC CIDRs must not overlap each other: the host routes between all bridges in one routing table
  * and conntrack has one zone, so overlapping VPCs would need a VRF and a conntrack zone per VPC.
@@ -394,6 +395,7 @@ export function renderVpcRulesetPlan(plan: VpcRulesetPlan): string {
   lines.push(
     '\tchain input {',
     '\t\ttype filter hook input priority filter; policy accept;',
+    '\t\tct state established,related accept',
     '\t\tip daddr @eip_held counter drop',
     '\t\tiifname @bridges fib daddr type local iifname . ip daddr != @router_addrs counter drop',
     '\t}',

@@ -77,7 +77,10 @@ export async function attachVolume(deps: WorkerDeps, volumeId: string, job: Job)
           live: await instanceRunning(deps, v.instanceId),
         });
       }
-      await deps.db.volume.update({ where: { id: v.id }, data: { attachState: 'attached' } });
+      await deps.db.volume.update({
+        where: { id: v.id },
+        data: { state: 'in-use', attachState: 'attached' },
+      });
     } catch (error) {
       if (isLastAttempt(job, error)) {
         // Never half attached: back to available, and the domain without the disk.
@@ -111,11 +114,14 @@ export async function detachVolume(
     if (v.attachState !== 'detaching' || !v.instanceId) return;
     const domain = instanceLayout(deps, v.instanceId).domain;
     if ((await deps.hypervisor.getState(domain)) !== null) {
-      await deps.hypervisor.detachDisk(domain, v.target!, {
+      const result = await deps.hypervisor.detachDisk(domain, v.target!, {
         live: await instanceRunning(deps, v.instanceId),
         timeoutMs: force ? 10_000 : 60_000,
         force,
       });
+      // QEMU still holds the disk until the guest lets go: not free yet, the job tries again.
+      if (result.live === 'pending')
+        throw new Error(`the guest has not released ${v.target} of ${domain} yet`);
     }
     await deps.db.volume.update({
       where: { id: v.id },
@@ -171,7 +177,7 @@ export async function createSnapshot(
           : false;
       if (running && driver.liveSnapshots === 'hypervisor-backup') {
         // Only the file driver copies through the hypervisor; its snapshots live beside root volumes.
-        const dest = deps.rootVolumes.snapshotPath(snapshotId);
+        const { path: dest } = await deps.rootVolumes.prepareLiveSnapshot(v.id, snapshotId);
         await deps.hypervisor.backupDisk(
           instanceLayout(deps, v.instanceId!).domain,
           v.target!,
