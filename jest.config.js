@@ -15,6 +15,8 @@ const common = {
 export default {
   // Per test; end-to-end tests boot real guests under TCG.
   testTimeout: 600_000,
+  // ssh2 and BullMQ sockets can outlive a finished suite by seconds; never let CI hang on them.
+  forceExit: true,
   projects: [
     {
       ...common,

@@ -13,6 +13,27 @@
 # system_powerdown) is handled by busybox acpid -> poweroff.
 # Helper files live in scripts/test-image/ (rootfs/ is copied verbatim).
 #
+# For the EBS volume tests the image also contains (copied with their shared
+# libraries from this host's Debian packages):
+#   - e2fsprogs: mke2fs (mkfs.ext2/3/4, /etc/mke2fs.conf), e2fsck (fsck.ext2/
+#     3/4), resize2fs (online grow of a mounted ext4), tune2fs (e2label),
+#     dumpe2fs; util-linux: blkid, findmnt, mountpoint, flock -- in /sbin and
+#     /usr/sbin resp. /usr/bin, replacing busybox applets of the same name.
+#   - GNU coreutils dd (iflag/oflag=direct, conv=fsync), sync, timeout, nohup
+#     in /usr/bin (/bin/dd, /bin/sync link there); md5sum/sha256sum/wc/
+#     blockdev/fdisk/fsfreeze are busybox's. root's login shell is bash, so
+#     commands run over SSH find these on PATH. Busybox ash (/bin/sh, #!/bin/sh
+#     scripts, "sh -c") always prefers its own applets: there, dd/sync/
+#     timeout are busybox's unless called as /usr/bin/dd etc.
+#   - Hot-plug: the cloud kernel has ACPI PCI hot-plug (acpiphp) built in, so
+#     virtio-blk disks hot-(un)plug on machine 'pc' with nothing loaded;
+#     devtmpfs creates/removes /dev/vdX (names: lowest free letter, not the
+#     libvirt target name; find a volume by /sys/block/vdX/serial). A capacity
+#     change (block_resize / virsh blockresize) shows in /sys/block/vdX/size.
+#   - mdev -d (started by rcS, /etc/mdev.conf, /lib/mdev/disk-by-id) keeps
+#     udev-style /dev/disk/by-id/virtio-<serial>[-partN] links.
+#   - no fio (Debian's links librados/librbd/libgfapi: tens of MB).
+#
 # The output is cached: OUTPUT.stamp holds a hash of this script and the
 # helper files; if it matches and OUTPUT exists, nothing is rebuilt. The
 # image is written to OUTPUT.tmp.PID and renamed into place; concurrent runs
@@ -87,8 +108,11 @@ for t in mke2fs e2fsck resize2fs tune2fs dumpe2fs; do
 done
 [ -f /etc/mke2fs.conf ] || need+=(e2fsprogs)
 command -v blkid >/dev/null || need+=(util-linux)
-for t in dd sync timeout; do
-    [ -x /usr/bin/$t ] || { need+=(coreutils); break; }
+for t in dd sync timeout nohup; do
+    command -v $t >/dev/null || { need+=(coreutils); break; }
+done
+for t in flock mountpoint findmnt; do
+    command -v $t >/dev/null || { need+=(util-linux); break; }
 done
 if [ ${#need[@]} -gt 0 ]; then apt_install "${need[@]}"; fi
 
@@ -233,9 +257,11 @@ for alias in mkfs.ext2:mke2fs mkfs.ext3:mke2fs mkfs.ext4:mke2fs \
     ln -s "/sbin/${alias%%:*}" "$R/usr/sbin/${alias%%:*}"
 done
 cp /etc/mke2fs.conf "$R/etc/mke2fs.conf"
-for t in dd sync timeout; do
+# GNU coreutils + util-linux helpers (nohup, flock, mountpoint, findmnt
+# are not in Debian's busybox at all)
+for t in dd sync timeout nohup flock mountpoint findmnt; do
     rm -f "$R/bin/$t" "$R/usr/bin/$t"
-    copy_with_libs "/usr/bin/$t" "/usr/bin/$t"
+    copy_with_libs "$(command -v "$t")" "/usr/bin/$t"
 done
 ln -s /usr/bin/dd "$R/bin/dd"
 ln -s /usr/bin/sync "$R/bin/sync"

@@ -7,7 +7,7 @@ cd "$ROOT"
 
 DEBIAN_PACKAGES=(
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
-  dnsmasq-base dnsmasq-utils nftables iproute2 genisoimage redis-server
+  dnsmasq-base dnsmasq-utils nftables conntrack iputils-arping iproute2 genisoimage redis-server
   busybox-static dropbear-bin cpio e2fsprogs extlinux syslinux-common parted
   python3 make g++ pkg-config ca-certificates tini
 )

@@ -536,7 +536,7 @@ export class LinuxVpcNetworkDriver extends LinuxNetworkDriver {
   }
 
   /** Associate (or move) the address to a private address: map elements + conntrack flush. */
-  associateElasticIp(spec: {
+  async associateElasticIp(spec: {
     table: string;
     publicIp: string;
     privateIp: string;
@@ -546,11 +546,17 @@ export class LinuxVpcNetworkDriver extends LinuxNetworkDriver {
     ]);
   }
 
-  disassociateElasticIp(spec: { table: string; publicIp: string }): Promise<ElasticIpUpdateResult> {
+  async disassociateElasticIp(spec: {
+    table: string;
+    publicIp: string;
+  }): Promise<ElasticIpUpdateResult> {
     return this.updateElasticIps(spec.table, [{ publicIp: spec.publicIp, privateIp: null }]);
   }
 
-  /** Out of the maps and eip_held, then off the uplink (conntrack entries flushed). */
+  /**
+   * Out of the maps and eip_held (conntrack entries of an association flushed), then off the
+   * uplink. Safe to repeat.
+   */
   async releaseElasticIp(
     spec: ElasticIpAddressSpec & { table: string },
   ): Promise<{ addressRemoved: boolean; notes: string[] }> {
@@ -558,8 +564,7 @@ export class LinuxVpcNetworkDriver extends LinuxNetworkDriver {
       { publicIp: spec.publicIp, released: true },
     ]);
     const addressRemoved = await this.removeElasticIpAddress(spec);
-    const f = await this.flushConntrack([assertIpv4(spec.publicIp, 'Elastic IP')]);
-    return { addressRemoved, notes: [...r.notes, ...f.notes] };
+    return { addressRemoved, notes: r.notes };
   }
 
   /**

@@ -1,5 +1,5 @@
 import { invalid } from './errors.js';
-import { assertIpv4, cidrContains, ipToInt, parseCidr, type ParsedCidr } from './ipam.js';
+import { assertIpv4, ipToInt, parseCidr, type ParsedCidr } from './ipam.js';
 import {
   assertBridgeName,
   assertForeignLinkName,
@@ -109,6 +109,14 @@ function byIp(a: string, b: string): number {
   return ipToInt(a) - ipToInt(b);
 }
 
+/** Sort by an address, converting each address once (ipToInt validates, so it is not free). */
+function sortedByIp<T>(xs: readonly T[], key: (x: T) => string): T[] {
+  return xs
+    .map((x) => ({ x, n: ipToInt(key(x)) }))
+    .sort((a, b) => a.n - b.n)
+    .map((e) => e.x);
+}
+
 function byText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -181,6 +189,20 @@ export function planVpcRuleset(model: VpcNetworkModel): VpcRulesetPlan {
   }
 
   const byVpcId = new Map(vpcs.map((v) => [v.model.vpcId, v]));
+  // VPC ranges are disjoint (checked above): a binary search finds the one holding an address.
+  const ranges = [...vpcs].sort((a, b) => a.net.networkInt - b.net.networkInt);
+  const vpcHolding = (n: number): CheckedVpc | undefined => {
+    let lo = 0;
+    let hi = ranges.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const r = ranges[mid]!;
+      if (n < r.net.networkInt) hi = mid - 1;
+      else if (n > r.net.broadcastInt) lo = mid + 1;
+      else return r;
+    }
+    return undefined;
+  };
   const held = new Set<string>();
   const privates = new Map<string, string>();
   const eipDnat: [string, string][] = [];
@@ -190,7 +212,7 @@ export function planVpcRuleset(model: VpcNetworkModel): VpcRulesetPlan {
     const pub = assertIpv4(e.publicIp, 'Elastic IP');
     if (held.has(pub)) throw invalid('InvalidNetworkSpec', `Elastic IP ${pub} appears twice`);
     held.add(pub);
-    const inside = vpcs.find((v) => cidrContains(v.net, pub));
+    const inside = vpcHolding(ipToInt(pub));
     if (inside) {
       throw invalid(
         'InvalidNetworkSpec',
@@ -212,8 +234,9 @@ export function planVpcRuleset(model: VpcNetworkModel): VpcRulesetPlan {
     const vpc = byVpcId.get(e.vpcId);
     if (!vpc)
       throw invalid('InvalidNetworkSpec', `Elastic IP ${pub} refers to unknown VPC ${e.vpcId}`);
+    const privInt = ipToInt(priv);
     const subnet = vpc.subnets.find(
-      (s) => ipToInt(priv) >= s.net.firstHostInt && ipToInt(priv) <= s.net.lastHostInt,
+      (s) => privInt >= s.net.firstHostInt && privInt <= s.net.lastHostInt,
     );
     if (!subnet) {
       throw invalid(
@@ -242,15 +265,14 @@ export function planVpcRuleset(model: VpcNetworkModel): VpcRulesetPlan {
     bridges: sortedVpcs.map((v) => v.bridge),
     igwBridges: igw.map((v) => v.bridge),
     vpcNets: sortedVpcs.map((v) => [v.bridge, v.net.cidr]),
-    igwNets: igw.map((v) => v.net.cidr).sort((a, b) => byIp(a.split('/')[0]!, b.split('/')[0]!)),
+    igwNets: [...igw].sort((a, b) => a.net.networkInt - b.net.networkInt).map((v) => v.net.cidr),
     routerAddrs: sortedVpcs.flatMap((v) =>
-      v.subnets
-        .map((s) => s.gatewayIp)
-        .sort(byIp)
-        .map((ip): [string, string] => [v.bridge, ip]),
+      [...v.subnets]
+        .sort((a, b) => a.net.networkInt - b.net.networkInt)
+        .map((s): [string, string] => [v.bridge, s.gatewayIp]),
     ),
-    eipHeld: [...held].sort(byIp),
-    eipDnat: eipDnat.sort((a, b) => byIp(a[0], b[0])),
+    eipHeld: sortedByIp([...held], (x) => x),
+    eipDnat: sortedByIp(eipDnat, (x) => x[0]),
     notes,
   };
 }
@@ -341,7 +363,7 @@ export function renderVpcRulesetPlan(plan: VpcRulesetPlan): string {
     ),
     ...mapLines(
       'eip_snat',
-      [...plan.eipDnat].sort((a, b) => byIp(a[1], b[1])).map(([pub, priv]) => `${priv} : ${pub}`),
+      sortedByIp(plan.eipDnat, (x) => x[1]).map(([pub, priv]) => `${priv} : ${pub}`),
       'private address -> Elastic IP',
     ),
   );

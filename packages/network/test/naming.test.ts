@@ -2,6 +2,7 @@ import {
   assertForeignLinkName,
   bridgeMacFor,
   bridgeNameFor,
+  elasticIpLabel,
   isMac,
   macForInstance,
   natTableName,
@@ -9,6 +10,8 @@ import {
   normalizeMac,
   tapMacFor,
   tapNameForInstance,
+  vpcBridgeName,
+  vpcTableName,
 } from '@minicloud/network';
 import { defaultBridgeName, tapName } from '@minicloud/domain';
 
@@ -95,5 +98,26 @@ describe('names', () => {
     for (const bad of ['', 'a'.repeat(16), 'eth 0', 'eth0/1', 'eth0"', '.', '..', '-x', 'eth0\n']) {
       expect(() => assertForeignLinkName(bad)).toThrow(NetworkValidationError);
     }
+  });
+});
+
+describe('VPC names', () => {
+  test('vpcBridgeName: prefix + v + 9 hex of the id, at most 15 characters', () => {
+    expect(vpcBridgeName('mc', 'vpc-0123456789abcdef0')).toBe('mcv012345678');
+    expect(vpcBridgeName('abcde', 'vpc-0123456789abcdef0')).toBe('abcdev012345678');
+    expect(vpcBridgeName('abcde', 'vpc-0123456789abcdef0')).toHaveLength(15);
+  });
+  test.each(['vpc-0123', 'vpc-0123456789ABCDEF0', 'i-0123456789abcdef0', ''])(
+    'vpcBridgeName refuses the id %j',
+    (id) => {
+      expect(() => vpcBridgeName('mc', id)).toThrow(NetworkValidationError);
+    },
+  );
+  test('vpcTableName and elasticIpLabel', () => {
+    expect(vpcTableName('mc')).toBe('mc_vpc');
+    expect(elasticIpLabel('eth0', 'mc')).toBe('eth0:mc');
+    expect(elasticIpLabel('enp3s0f0', 'abcde')).toBe('enp3s0f0:abcde');
+    expect(elasticIpLabel('enx00e04c680001', 'mc')).toBeNull(); // does not fit in 15
+    expect(() => elasticIpLabel('eth0 x', 'mc')).toThrow(NetworkValidationError);
   });
 });

@@ -88,10 +88,13 @@ export class ImageService {
     const { db, queue } = this.ctx;
     const image = await db.image.findUnique({ where: { id: imageId } });
     if (!image || image.state === 'deregistered') throw notFound(imageId);
-    const users = await db.instance.count({ where: { imageId, state: { not: 'terminated' } } });
+    const users =
+      (await db.instance.count({ where: { imageId, state: { not: 'terminated' } } })) +
+      // Root volumes kept after terminate are overlays on the image too.
+      (await db.volume.count({ where: { imageId, state: { not: 'deleted' }, instanceId: null } }));
     if (users > 0) {
       throw errors.dependency(
-        `The image '${imageId}' is in use by ${users} instance(s) and cannot be deregistered.`,
+        `The image '${imageId}' is in use by ${users} instance(s) or root volume(s) and cannot be deregistered.`,
       );
     }
     if (image.state === 'pending') {
