@@ -5,18 +5,7 @@ import {
   type MinicloudUnderTest,
 } from './support/minicloud-process.js';
 import { sshExec, waitForSsh } from './support/ssh.js';
-
-async function defaultImage(mc: MinicloudUnderTest) {
-  const deadline = Date.now() + 120_000;
-  while (Date.now() < deadline) {
-    const { images } = await mc.client.call('GET', '/v1/images');
-    const image = images.find((i: any) => i.isDefault);
-    if (image?.state === 'available') return image;
-    if (image?.state === 'failed') throw new Error(`default image failed: ${image.stateReason}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error('default image never became available');
-}
+import { defaultImage } from './support/wait.js';
 
 async function domainState(mc: MinicloudUnderTest, instanceId: string): Promise<string> {
   const r = await run('virsh', ['-c', 'qemu:///system', 'domstate', `${mc.prefix}-${instanceId}`], {

@@ -3,6 +3,7 @@ import {
   startMinicloud,
   type MinicloudUnderTest,
 } from './support/minicloud-process.js';
+import { defaultImage } from './support/wait.js';
 import { waitForSsh } from './support/ssh.js';
 
 describe('five instances in one request', () => {
@@ -17,11 +18,7 @@ describe('five instances in one request', () => {
 
   it('reaches SSH on all of them, each with its own address and hostname', async () => {
     mc = await startMinicloud();
-    let image: any;
-    for (let i = 0; i < 600 && image?.state !== 'available'; i++) {
-      image = (await mc.client.call('GET', '/v1/images')).images.find((x: any) => x.isDefault);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const image = await defaultImage(mc);
     const key = await mc.client.createKeyPair('multi');
     const r = await mc.client.runInstances({
       imageId: image.imageId,

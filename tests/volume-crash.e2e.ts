@@ -7,22 +7,7 @@ import {
   type MinicloudUnderTest,
 } from './support/minicloud-process.js';
 import { sshExec, waitForSsh } from './support/ssh.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | null | false>,
-  timeoutMs = 180_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await fn().catch(() => undefined);
-    if (v) return v;
-    await sleep(200);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+import { defaultImage, sleep, until } from './support/wait.js';
 
 describe('a worker killed in the middle of attach or snapshot', () => {
   let mc: MinicloudUnderTest;
@@ -37,11 +22,7 @@ describe('a worker killed in the middle of attach or snapshot', () => {
   it('leaves the volume attached or not, never half, and the snapshot whole or absent', async () => {
     mc = await startMinicloud({ role: 'split' });
     const c = mc.client;
-    const image = await until('image', async () =>
-      (await c.call('GET', '/v1/images')).images.find(
-        (i: any) => i.isDefault && i.state === 'available',
-      ),
-    );
+    const image = await defaultImage(mc);
     const key = (await c.createKeyPair('crash-key')).keyMaterial as string;
     const id = (
       await c.runInstances({

@@ -6,27 +6,7 @@ import {
   type MinicloudUnderTest,
 } from './support/minicloud-process.js';
 import { sshExec, waitForSsh } from './support/ssh.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(
-  what: string,
-  fn: () => Promise<T | undefined | null | false>,
-  timeoutMs = 120_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    await sleep(250);
-  }
-  throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-}
+import { defaultImage, sleep, until } from './support/wait.js';
 
 const serialOf = (volumeId: string) => volumeId.replace('-', '');
 
@@ -51,11 +31,7 @@ describe('EBS-style volumes on real guests (file driver)', () => {
   it('attach, move, snapshot under load, grow, survive stop/start, and delete without leftovers', async () => {
     mc = await startMinicloud({ role: 'split' });
     const c = mc.client;
-    const image = await until('default image', async () =>
-      (await c.call('GET', '/v1/images')).images.find(
-        (i: any) => i.isDefault && i.state === 'available',
-      ),
-    );
+    const image = await defaultImage(mc);
     const key = (await c.createKeyPair('vol-key')).keyMaterial as string;
     const launch = (extra: Record<string, unknown> = {}) =>
       c.runInstances({

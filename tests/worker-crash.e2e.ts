@@ -6,6 +6,7 @@ import {
   startMinicloud,
   type MinicloudUnderTest,
 } from './support/minicloud-process.js';
+import { defaultImage } from './support/wait.js';
 
 const exists = (p: string) =>
   access(p).then(
@@ -28,11 +29,7 @@ describe('a worker killed in the middle of a launch', () => {
 
   it('is finished by the restarted worker, and terminating leaves nothing behind', async () => {
     mc = await startMinicloud({ role: 'split' });
-    let image: any;
-    for (let i = 0; i < 600 && image?.state !== 'available'; i++) {
-      image = (await mc.client.call('GET', '/v1/images')).images.find((x: any) => x.isDefault);
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    const image = await defaultImage(mc);
     const worker = mc.processes[0]!;
     const r = await mc.client.runInstances({
       imageId: image.imageId,

@@ -27,6 +27,10 @@ export async function ensureVolume(
       backingPath: image.path,
       backingFormat: image.format as 'qcow2' | 'raw',
       sizeBytes: Math.max(volume.sizeGiB * GiB, Number(image.virtualSize ?? 0)),
+      // Validated (backing file, data file, format) when the image was imported.
+      ...(image.virtualSize !== null
+        ? { validatedBaseVirtualSize: Number(image.virtualSize) }
+        : {}),
     });
     return;
   }
@@ -39,7 +43,10 @@ export async function ensureVolume(
 
 /** The disk a volume becomes in the domain: source, serial the guest can see, and I/O limits. */
 export async function diskFor(deps: WorkerDeps, volume: Volume) {
-  const location = await driverFor(deps, volume).prepareForAttach(volume.id);
+  // Root volumes are our own qcow2 overlays: no need to probe them on every start.
+  const location = volume.isRoot
+    ? { path: rootVolumePath(deps, volume.id), format: 'qcow2' as const, diskType: 'file' as const }
+    : await driverFor(deps, volume).prepareForAttach(volume.id);
   return {
     path: location.path,
     format: location.format,
@@ -63,6 +70,16 @@ export async function attachedVolumes(deps: WorkerDeps, instanceId: string): Pro
     a.isRoot === b.isRoot ? (a.target ?? '').localeCompare(b.target ?? '') : a.isRoot ? -1 : 1,
   );
 }
+
+/** A volume row's fields once it is attached to nothing. */
+export const DETACHED = {
+  state: 'available',
+  attachState: null,
+  instanceId: null,
+  device: null,
+  target: null,
+  attachTime: null,
+} as const;
 
 /**
  * What terminating an instance does to its volumes: those marked deleteOnTermination are
@@ -89,14 +106,7 @@ export async function releaseVolumes(deps: WorkerDeps, instanceId: string): Prom
     } else {
       await deps.db.volume.update({
         where: { id: v.id },
-        data: {
-          state: 'available',
-          attachState: null,
-          instanceId: null,
-          device: null,
-          target: null,
-          attachTime: null,
-        },
+        data: DETACHED,
       });
     }
   }

@@ -36,7 +36,7 @@ const schema = z.object({
     .regex(/^(auto|none|[a-zA-Z0-9_.-]{1,15})$/, 'auto, none or an interface name')
     .default('auto'),
   MINICLOUD_GPU_DEVICES: z.string().default(''),
-  MINICLOUD_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(8),
+  MINICLOUD_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(16),
   MINICLOUD_STOP_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   MINICLOUD_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86400).default(30),
   MINICLOUD_TERMINATED_RETENTION_MINUTES: z.coerce.number().int().min(0).default(60),

@@ -76,6 +76,21 @@ export class JobQueue {
     await this.queues[QUEUE_OF[name]].add(name, data, { ...DEFAULT_JOB_OPTIONS, jobId });
   }
 
+  /** Enqueue many jobs of one kind in one round trip (ids dedupe as with enqueue). */
+  async enqueueMany<N extends JobName>(
+    name: N,
+    jobs: { payload: JobPayload<N>; jobId: string }[],
+  ): Promise<void> {
+    if (jobs.length === 0) return;
+    await this.queues[QUEUE_OF[name]].addBulk(
+      jobs.map((j) => ({
+        name,
+        data: jobPayloads[name].parse(j.payload),
+        opts: { ...DEFAULT_JOB_OPTIONS, jobId: j.jobId },
+      })),
+    );
+  }
+
   /**
    * Make sure a job with this id is waiting or running: used by the reconciler for resources
    * stuck in a transitional state. A finished job with the same id is replaced.

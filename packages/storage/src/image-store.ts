@@ -441,6 +441,12 @@ export interface EnsureOverlayRequest {
   backingFormat: ImageFormat;
   /** Virtual size of the overlay; default the backing image's. Never below it. */
   sizeBytes?: number;
+  /**
+   * The backing image's virtual size when the caller already knows it from an image this store
+   * imported and validated (image files never change afterwards): skips re-inspecting the base,
+   * which keeps a launch to one qemu-img run.
+   */
+  validatedBaseVirtualSize?: number;
 }
 
 /**
@@ -486,8 +492,14 @@ export async function ensureOverlay(
   }
   // Our own, validated image, but check anyway: an overlay must never chain to a backing file
   // or data file, and its size must not cut the image short.
-  const base = await inspectImage(req.backingPath, req.backingFormat, run);
-  assertSafeImage(base);
+  let base: { virtualSize: number };
+  if (req.validatedBaseVirtualSize !== undefined) {
+    base = { virtualSize: req.validatedBaseVirtualSize };
+  } else {
+    const info = await inspectImage(req.backingPath, req.backingFormat, run);
+    assertSafeImage(info);
+    base = info;
+  }
   if (req.sizeBytes !== undefined && req.sizeBytes < base.virtualSize) {
     throw new StorageError(
       'InvalidParameterValue',

@@ -21,7 +21,7 @@ import type { ServiceContext } from './context.js';
 import type { InstanceTypeService } from './instance-types.js';
 import type { KeyPairService } from './key-pairs.js';
 import type { VolumeService } from './volumes.js';
-import { readTags, writeTags } from './tags.js';
+import { readTags } from './tags.js';
 
 type Presented = ReturnType<typeof presentInstance>;
 
@@ -269,49 +269,61 @@ export class InstanceService {
         requestHash: a.requestHash,
       },
     });
-    for (const [index, ip] of ips.entries()) {
+    // One statement per table, whatever the count: a 50-instance launch is a few milliseconds.
+    const now = new Date();
+    const instances = ips.map((ip, index) => {
       const id = newId('instance');
-      await tx.instance.create({
-        data: {
-          id,
-          reservationId,
-          imageId: a.input.imageId,
-          instanceType: a.input.instanceType,
-          vcpus: a.vcpus,
-          memoryMiB: a.memoryMiB,
-          keyName: a.input.keyName ?? null,
-          publicKey: a.publicKey,
-          state: 'pending',
-          privateIp: ip,
-          macAddress: macForInstance(id),
-          network: settings.networkName,
-          userData: a.input.userData ?? null,
-          amiLaunchIndex: index,
-        },
+      return {
+        id,
+        reservationId,
+        imageId: a.input.imageId,
+        instanceType: a.input.instanceType,
+        vcpus: a.vcpus,
+        memoryMiB: a.memoryMiB,
+        keyName: a.input.keyName ?? null,
+        publicKey: a.publicKey,
+        state: 'pending',
+        privateIp: ip,
+        macAddress: macForInstance(id),
+        network: settings.networkName,
+        userData: a.input.userData ?? null,
+        amiLaunchIndex: index,
+      };
+    });
+    await tx.instance.createMany({ data: instances });
+    await tx.addressLease.createMany({
+      data: instances.map((i) => ({
+        network: settings.networkName,
+        ip: i.privateIp,
+        mac: i.macAddress,
+        instanceId: i.id,
+      })),
+    });
+    const tags = Object.entries(a.input.tags ?? {});
+    if (tags.length) {
+      await tx.tag.createMany({
+        data: instances.flatMap((i) =>
+          tags.map(([key, value]) => ({ resourceId: i.id, key, value })),
+        ),
       });
-      await tx.addressLease.create({
-        data: { network: settings.networkName, ip, mac: macForInstance(id), instanceId: id },
-      });
-      await writeTags(tx, id, a.input.tags);
-      for (const v of a.volumes) {
-        const { device, deleteOnTermination, isRoot, ...plan } = v;
-        await tx.volume.create({
-          data: {
-            id: newId('volume'),
-            ...plan,
-            isRoot,
-            imageId: isRoot ? a.input.imageId : null,
-            state: 'creating',
-            instanceId: id,
-            device,
-            target: isRoot ? 'vda' : diskTargetForDevice(device),
-            attachState: 'attaching',
-            attachTime: new Date(),
-            deleteOnTermination,
-          },
-        });
-      }
     }
+    await tx.volume.createMany({
+      data: instances.flatMap((i) =>
+        a.volumes.map(({ device, deleteOnTermination, isRoot, ...plan }) => ({
+          id: newId('volume'),
+          ...plan,
+          isRoot,
+          imageId: isRoot ? a.input.imageId : null,
+          state: 'creating',
+          instanceId: i.id,
+          device,
+          target: isRoot ? 'vda' : diskTargetForDevice(device),
+          attachState: 'attaching',
+          attachTime: now,
+          deleteOnTermination,
+        })),
+      ),
+    });
     return reservationId;
   }
 
@@ -391,11 +403,12 @@ export class InstanceService {
       where: { reservationId },
       orderBy: { amiLaunchIndex: 'asc' },
     });
-    for (const i of instances) {
-      if (i.state === 'pending' && i.actionSeq === 0) {
-        await this.ctx.queue.enqueue('instance.launch', { instanceId: i.id }, launchJobId(i.id));
-      }
-    }
+    await this.ctx.queue.enqueueMany(
+      'instance.launch',
+      instances
+        .filter((i) => i.state === 'pending' && i.actionSeq === 0)
+        .map((i) => ({ payload: { instanceId: i.id }, jobId: launchJobId(i.id) })),
+    );
     const ids = instances.map((i) => i.id);
     const [tags, mappings] = await Promise.all([
       readTags(this.ctx.db, ids),

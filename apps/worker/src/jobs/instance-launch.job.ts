@@ -1,7 +1,7 @@
 import type { Job } from '@minicloud/queue';
 import type { WorkerDeps } from '../context.js';
-import { bringUp, markVolumesAttached, syncReservations, tearDown } from '../instance-host.js';
-import { releaseVolumes } from '../volume-host.js';
+import { bringUp, markVolumesAttached } from '../instance-host.js';
+import { finishTermination } from './instance-terminate.job.js';
 import { Revert } from '../revert.js';
 import { isLastAttempt, reasonOf } from './failure.js';
 
@@ -44,18 +44,5 @@ export async function launchInstance(
 
 async function failLaunch(deps: WorkerDeps, instanceId: string, error: unknown): Promise<void> {
   deps.log(`launch of ${instanceId} failed for good: ${reasonOf(error)}`);
-  await tearDown(deps, instanceId);
-  await releaseVolumes(deps, instanceId);
-  await deps.db.$transaction([
-    deps.db.addressLease.deleteMany({ where: { instanceId } }),
-    deps.db.instance.update({
-      where: { id: instanceId },
-      data: {
-        state: 'terminated',
-        terminatedAt: new Date(),
-        stateReason: `Server.InternalError: ${reasonOf(error)}`,
-      },
-    }),
-  ]);
-  await syncReservations(deps);
+  await finishTermination(deps, instanceId, `Server.InternalError: ${reasonOf(error)}`);
 }

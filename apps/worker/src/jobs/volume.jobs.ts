@@ -2,7 +2,7 @@ import type { Job } from '@minicloud/queue';
 import type { Volume } from '@prisma/client';
 import type { WorkerDeps } from '../context.js';
 import { instanceLayout } from '../instance-host.js';
-import { diskFor, driverFor, ensureVolume } from '../volume-host.js';
+import { DETACHED, diskFor, driverFor, ensureVolume } from '../volume-host.js';
 import { isLastAttempt, reasonOf } from './failure.js';
 
 const GiB = 1024 ** 3;
@@ -89,15 +89,7 @@ export async function attachVolume(deps: WorkerDeps, volumeId: string, job: Job)
           .catch(() => {});
         await deps.db.volume.update({
           where: { id: v.id },
-          data: {
-            state: 'available',
-            attachState: null,
-            instanceId: null,
-            device: null,
-            target: null,
-            attachTime: null,
-            stateReason: `attach failed: ${reasonOf(error)}`,
-          },
+          data: { ...DETACHED, stateReason: `attach failed: ${reasonOf(error)}` },
         });
       }
       throw error;
@@ -125,14 +117,7 @@ export async function detachVolume(
     }
     await deps.db.volume.update({
       where: { id: v.id },
-      data: {
-        state: 'available',
-        attachState: null,
-        instanceId: null,
-        device: null,
-        target: null,
-        attachTime: null,
-      },
+      data: DETACHED,
     });
   });
 }
