@@ -83,7 +83,7 @@ async function benchLaunchVsVirsh(n = 10) {
           }),
         );
         const xml = buildDomainXml({
-          name: `${mc.prefix}-bench-${i}`,
+          name: `mcbench-${i}`,
           uuid: crypto.randomUUID(),
           virtType: 'qemu',
           vcpus: 2,
@@ -101,7 +101,7 @@ async function benchLaunchVsVirsh(n = 10) {
         const t0 = performance.now();
         await run('virsh', ['-c', 'qemu:///system', 'create', xmlPath]);
         bare.push(performance.now() - t0);
-        await run('virsh', ['-c', 'qemu:///system', 'destroy', `${mc.prefix}-bench-${i}`]);
+        await run('virsh', ['-c', 'qemu:///system', 'destroy', `mcbench-${i}`]);
         await run('ip', ['link', 'del', tap]);
       }
     } finally {
