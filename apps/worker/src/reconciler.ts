@@ -1,4 +1,6 @@
-import { readdir } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { instanceIdFromDomainName, tapName } from '@minicloud/domain';
 import { removePath } from '@minicloud/host';
 import type { WorkerDeps } from './context.js';
@@ -204,6 +206,14 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
       await driver.deleteSnapshot(id);
       report.removedSnapshots.push(id);
     }
+  }
+
+  // virsh's temp files of a worker killed mid-call (each call takes seconds; these are old).
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    if (!name.startsWith('minicloud-virsh-')) continue;
+    const path = join(tmpdir(), name);
+    const age = Date.now() - (await stat(path).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+    if (age > 10 * 60_000) await removePath(path);
   }
 
   // Terminated instances stay visible for a while, then go.
