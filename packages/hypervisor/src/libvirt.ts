@@ -264,7 +264,14 @@ export class LibvirtHypervisor implements Hypervisor {
       return await c.domainLookupByName(name);
     } catch (e) {
       if (isDomainNotFoundError(e)) return null;
-      throw e;
+      // The binding sometimes loses libvirt's (thread-local) error and reports "cause is
+      // unknown": decide from the list of domains whether the name exists, then look again.
+      if (!/cause is unknown/i.test((e as Error)?.message ?? '')) throw e;
+      const names = await Promise.all(
+        (await c.connectListAllDomains()).map((d) => c.domainGetName(d)),
+      );
+      if (!names.includes(name)) return null;
+      return c.domainLookupByName(name);
     }
   }
 
