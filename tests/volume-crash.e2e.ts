@@ -1,6 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { run } from '@minicloud/host';
+import { removePath, run } from '@minicloud/host';
+import { tmpdir } from 'node:os';
 import {
   hostLeftovers,
   startMinicloud,
@@ -9,10 +10,21 @@ import {
 import { sshExec, waitForSsh } from './support/ssh.js';
 import { defaultImage, sleep, until } from './support/wait.js';
 
+const virshTempDirs = async () =>
+  (await readdir(tmpdir())).filter((n) => n.startsWith('minicloud-virsh-'));
+
 describe('a worker killed in the middle of attach or snapshot', () => {
   let mc: MinicloudUnderTest;
+  let tempDirsBefore: string[] = [];
+  beforeAll(async () => {
+    tempDirsBefore = await virshTempDirs();
+  });
   afterAll(async () => {
     await mc?.destroy();
+    // A SIGKILLed worker cannot remove virsh's temp files (its reconciler sweeps old ones later).
+    for (const name of await virshTempDirs()) {
+      if (!tempDirsBefore.includes(name)) await removePath(join(tmpdir(), name));
+    }
     if (mc)
       expect(
         Object.values(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true })).flat(),
