@@ -1,4 +1,5 @@
 import {
+  destroyAndListLeftovers,
   hostLeftovers,
   startMinicloud,
   type MinicloudUnderTest,
@@ -9,11 +10,7 @@ import { waitForSsh } from './support/ssh.js';
 describe('five instances in one request', () => {
   let mc: MinicloudUnderTest;
   afterAll(async () => {
-    await mc?.destroy();
-    if (mc) {
-      const left = await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true });
-      expect(Object.values(left).flat()).toEqual([]);
-    }
+    expect(await destroyAndListLeftovers(mc)).toEqual([]);
   });
 
   it('reaches SSH on all of them, each with its own address and hostname', async () => {

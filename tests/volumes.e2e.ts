@@ -1,7 +1,7 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
-  hostLeftovers,
+  destroyAndListLeftovers,
   startMinicloud,
   type MinicloudUnderTest,
 } from './support/minicloud-process.js';
@@ -21,11 +21,7 @@ const findDisk = (ip: string, key: string, volumeId: string) =>
 describe('EBS-style volumes on real guests (file driver)', () => {
   let mc: MinicloudUnderTest;
   afterAll(async () => {
-    await mc?.destroy();
-    if (mc)
-      expect(
-        Object.values(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true })).flat(),
-      ).toEqual([]);
+    expect(await destroyAndListLeftovers(mc)).toEqual([]);
   });
 
   it('attach, move, snapshot under load, grow, survive stop/start, and delete without leftovers', async () => {

@@ -2,6 +2,7 @@ import { access, mkdir } from 'node:fs/promises';
 import { run } from '@minicloud/host';
 import { join } from 'node:path';
 import {
+  destroyAndListLeftovers,
   hostLeftovers,
   startMinicloud,
   type MinicloudUnderTest,
@@ -20,11 +21,7 @@ const linkExists = async (name: string) =>
 describe('a worker killed in the middle of a launch', () => {
   let mc: MinicloudUnderTest;
   afterAll(async () => {
-    await mc?.destroy();
-    if (mc)
-      expect(
-        Object.values(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true })).flat(),
-      ).toEqual([]);
+    expect(await destroyAndListLeftovers(mc)).toEqual([]);
   });
 
   it('is finished by the restarted worker, and terminating leaves nothing behind', async () => {

@@ -176,3 +176,12 @@ export async function hostLeftovers(
   }
   return result;
 }
+
+/** Stop and tear down a minicloud under test; returns whatever of it is still on the host. */
+export async function destroyAndListLeftovers(
+  mc: MinicloudUnderTest | undefined,
+): Promise<string[]> {
+  if (!mc) return [];
+  await mc.destroy();
+  return Object.values(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true })).flat();
+}

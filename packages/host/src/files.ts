@@ -1,4 +1,4 @@
-import { mkdir, rename, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, writeFile, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Write a file atomically (temp file + rename) so readers never see half of it. */
@@ -33,4 +33,14 @@ export function assertSafeName(name: string, what = 'name'): string {
     throw new Error(`unsafe ${what}: ${JSON.stringify(name)}`);
   }
   return name;
+}
+
+/** Flush a file (or a directory, after a rename into it) to disk. */
+export async function fsyncPath(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

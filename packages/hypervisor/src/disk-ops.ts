@@ -1,7 +1,7 @@
-import { link, mkdtemp, open, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdtemp, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { HostCommandError, type CommandRunner } from '@minicloud/host';
+import { HostCommandError, type CommandRunner, fsyncPath } from '@minicloud/host';
 import {
   buildBackupXml,
   buildDiskXml,
@@ -156,15 +156,6 @@ export function blkdeviotuneArgs(iotune: IoTune): string[] {
     args.push(`--${name.replace(/_/g, '-')}`, String(iotune[key] ?? 0));
   }
   return args;
-}
-
-async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -1,6 +1,6 @@
-import { chmod, link, mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import { chmod, link, mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { run as hostRun, type CommandRunner } from '@minicloud/host';
+import { run as hostRun, type CommandRunner, fsyncPath } from '@minicloud/host';
 import { StorageError } from './errors.js';
 import { inspectImage, QEMU_IMG_INFO_LIMITS } from './qemu-img.js';
 import {
@@ -114,15 +114,6 @@ async function fileExists(path: string): Promise<boolean> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
     throw e;
-  }
-}
-
-async function fsyncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 

@@ -4,7 +4,7 @@ import { link, mkdir, open, readdir, realpath, rename, rm, stat, unlink } from '
 import { isAbsolute, join, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { run as hostRun, type CommandRunner } from '@minicloud/host';
+import { fsyncPath, run as hostRun, type CommandRunner } from '@minicloud/host';
 import { StorageError } from './errors.js';
 import {
   assertSafeImage,
@@ -519,12 +519,7 @@ export async function ensureOverlay(
         e,
       );
     }
-    const fh = await open(tmp, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await fsyncPath(tmp);
     try {
       await link(tmp, req.path); // fails with EEXIST instead of replacing a concurrent winner
     } catch (e) {
