@@ -7,7 +7,7 @@ import { run, removePath } from '@minicloud/host';
 import { buildDomainXml } from '@minicloud/hypervisor';
 import { buildSeedDocuments, writeSeedIso } from '@minicloud/cloudinit';
 import { ensureOverlay } from '@minicloud/storage';
-import { macForInstance } from '@minicloud/network';
+import { macForInstance, vpcBridgeName } from '@minicloud/network';
 import { startApiOnly } from '../tests/support/api-harness.js';
 import {
   startMinicloud,
@@ -59,7 +59,8 @@ async function benchLaunchVsVirsh(n = 10) {
     // The same domain by hand: overlay, seed and tap made before the clock starts.
     const dir = await mkdtemp(join(tmpdir(), 'minicloud-bench-'));
     await chmod(dir, 0o755); // QEMU (libvirt-qemu) must reach the files
-    const bridge = `${mc.prefix}br0`;
+    const { vpcs } = await mc.client.call('GET', '/v1/vpcs');
+    const bridge = vpcBridgeName(mc.prefix, vpcs.find((v: any) => v.isDefault).vpcId);
     const bare: number[] = [];
     try {
       for (let i = 0; i < n; i++) {
@@ -217,7 +218,7 @@ async function benchDescribe(count = 1000, requests = 200) {
         state: 'running',
         privateIp: `10.251.${Math.floor((i + 2) / 256)}.${(i + 2) % 256}`,
         macAddress: macForInstance(id),
-        network: 'default',
+        vpcId: 'default',
       };
     });
     await h.db.instance.createMany({ data: rows });

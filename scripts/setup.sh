@@ -4,6 +4,9 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
 [ "$(id -u)" = 0 ] || die "run as root (minicloud manages bridges, nftables and libvirt)"
+# Two setups at once (a test run beside `run.sh`) would race in npm ci: one at a time.
+exec 9>/run/minicloud-setup.lock
+flock 9
 
 DEBIAN_PACKAGES=(
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { applyMigrations, openDatabase, type Db } from '@minicloud/db';
 import { JobQueue, connectionFromUrl } from '@minicloud/queue';
 import { createApiApp } from '@minicloud/app-api';
+import { NetworkService } from '@minicloud/app-api/networks';
 import { MinicloudClient } from '@minicloud/client';
 import { removePath } from '@minicloud/host';
 
@@ -40,18 +41,12 @@ export async function startApiOnly(options: { networkCidr?: string } = {}) {
     prefix: `minicloud-test-${prefix}`,
   });
   const adminKey = `test-key-${randomBytes(8).toString('hex')}`;
-  const app = createApiApp({
+  const context = {
     db,
     queue,
-    adminKey,
-    log: (m, e) => {
-      if (process.env.MINICLOUD_TEST_LOG) console.error(m, e);
-    },
     settings: {
       prefix,
-      networkCidr: options.networkCidr ?? '10.250.0.0/24',
-      networkName: 'default',
-      gatewayIp: (options.networkCidr ?? '10.250.0.0/24').replace(/\.0\/\d+$/, '.1'),
+      defaultVpcCidr: options.networkCidr ?? '10.250.0.0/24',
       gpuDevices: [],
       maxUserDataBytes: 16 * 1024,
       terminatedRetentionMs: 3600_000,
@@ -59,7 +54,16 @@ export async function startApiOnly(options: { networkCidr?: string } = {}) {
       imageImportDirs: ['/srv/images'],
       maxVolumeGiB: 1024,
     },
+  };
+  const app = createApiApp({
+    ...context,
+    adminKey,
+    log: (m, e) => {
+      if (process.env.MINICLOUD_TEST_LOG) console.error(m, e);
+    },
   });
+  // As the server does at start: the default VPC, its subnet and gateway.
+  const defaultVpc = await new NetworkService(context).ensureDefaultVpc();
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
@@ -70,6 +74,8 @@ export async function startApiOnly(options: { networkCidr?: string } = {}) {
     dir,
     baseUrl,
     adminKey,
+    defaultVpc,
+    settings: context.settings,
     client: new MinicloudClient({ baseUrl, apiKey: adminKey }),
     async close() {
       await new Promise<void>((r) => server.close(() => r()));

@@ -52,9 +52,14 @@ export interface MinicloudUnderTest {
  * network and Redis key prefix, so it runs beside anything else on the machine.
  */
 export async function startMinicloud(
-  options: { role?: 'all' | 'split'; extraEnv?: Record<string, string> } = {},
+  options: {
+    role?: 'all' | 'split';
+    extraEnv?: Record<string, string>;
+    /** The name prefix (default: a fresh one); for tests that create host objects first. */
+    prefix?: string;
+  } = {},
 ) {
-  const prefix = testPrefix('me');
+  const prefix = options.prefix ?? testPrefix('me');
   const dataDir = await mkdtemp(join(tmpdir(), `minicloud-test-${prefix}-`));
   await chmod(dataDir, 0o755); // QEMU (libvirt-qemu) must reach the disks inside
   const port = await freePort();
@@ -151,7 +156,14 @@ export async function startMinicloud(
 export async function hostLeftovers(
   prefix: string,
   dataDir: string,
-  options: { includeNetwork: boolean },
+  options: {
+    includeNetwork: boolean;
+    /**
+     * The uplink the test made (a veth carrying the prefix): not a leftover itself, but every
+     * address on it other than `keep` is one (Elastic IPs are /32s there).
+     */
+    uplink?: { name: string; keep: string[] };
+  },
 ) {
   const domains = (await run('virsh', ['-c', 'qemu:///system', 'list', '--all', '--name'])).stdout
     .split('\n')
@@ -161,7 +173,11 @@ export async function hostLeftovers(
   )
     .map((l) => l.ifname)
     .filter(
-      (n) => n.startsWith(prefix) && (options.includeNetwork || !n.startsWith(`${prefix}br`)),
+      (n) =>
+        n.startsWith(prefix) &&
+        n !== options.uplink?.name &&
+        // VPC bridges (<prefix>v<9 hex>) and the old default bridge (<prefix>br...) are network.
+        (options.includeNetwork || !/^(br|v[0-9a-f]{9}$)/.test(n.slice(prefix.length))),
     );
   const instanceDirs = await readdir(join(dataDir, 'instances')).catch(() => [] as string[]);
   const result: Record<string, string[]> = { domains, links, instanceDirs };
@@ -171,8 +187,17 @@ export async function hostLeftovers(
       .filter((t) => t.includes(prefix));
     const dnsmasq = (await run('pgrep', ['-a', '-x', 'dnsmasq'], { okExitCodes: [1] })).stdout
       .split('\n')
-      .filter((l) => l.includes(`${prefix}br`));
+      .filter((l) => l.includes(`--interface=${prefix}`) || l.includes(`${prefix}br`));
     Object.assign(result, { tables, dnsmasq });
+  }
+  if (options.uplink) {
+    const { name, keep } = options.uplink;
+    const shown = await run('ip', ['-j', '-4', 'addr', 'show', 'dev', name], { okExitCodes: [1] });
+    const addrs = shown.exitCode === 0 ? JSON.parse(shown.stdout) : [];
+    result.addresses = (addrs as { addr_info?: { local: string; prefixlen: number }[] }[])
+      .flatMap((l) => l.addr_info ?? [])
+      .filter((a) => !keep.includes(a.local))
+      .map((a) => `${a.local}/${a.prefixlen} on ${name}`);
   }
   return result;
 }
@@ -180,8 +205,11 @@ export async function hostLeftovers(
 /** Stop and tear down a minicloud under test; returns whatever of it is still on the host. */
 export async function destroyAndListLeftovers(
   mc: MinicloudUnderTest | undefined,
+  options: { uplink?: { name: string; keep: string[] } } = {},
 ): Promise<string[]> {
   if (!mc) return [];
   await mc.destroy();
-  return Object.values(await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true })).flat();
+  return Object.values(
+    await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true, ...options }),
+  ).flat();
 }

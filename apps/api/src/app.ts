@@ -18,6 +18,27 @@ import {
   CreateSnapshotRequest,
   VolumeId,
   SnapshotId,
+  AllocateAddressRequest,
+  AllocationId,
+  AssociateAddressRequest,
+  CreateInternetGatewayRequest,
+  CreatePublicIpv4PoolRequest,
+  CreateSubnetRequest,
+  CreateVpcRequest,
+  DescribeSubnetsQuery,
+  InternetGatewayAttachmentRequest,
+  InternetGatewayId,
+  ModifySubnetRequest,
+  PublicIpv4PoolId,
+  SubnetId,
+  VpcId,
+  CreateSecurityGroupRequest,
+  DescribeSecurityGroupsQuery,
+  ModifyInstanceSecurityGroupsRequest,
+  RevokeSecurityGroupRulesRequest,
+  SecurityGroupId,
+  SecurityGroupRuleId,
+  SecurityGroupRulesRequest,
 } from '@minicloud/contracts';
 import { errors } from '@minicloud/domain';
 import { bearerAuth, errorMiddleware, parse } from './http.js';
@@ -27,6 +48,9 @@ import { InstanceTypeService } from './services/instance-types.js';
 import { InstanceService } from './services/instances.js';
 import { KeyPairService } from './services/key-pairs.js';
 import { VolumeService } from './services/volumes.js';
+import { NetworkService } from './services/networks.js';
+import { AddressService } from './services/addresses.js';
+import { SecurityGroupService } from './services/security-groups.js';
 
 export interface ApiDeps extends ServiceContext {
   adminKey: string;
@@ -40,6 +64,9 @@ export function createApiApp(deps: ApiDeps) {
   const keyPairs = new KeyPairService(deps);
   const volumes = new VolumeService(deps);
   const instances = new InstanceService(deps, types, keyPairs, volumes);
+  const networks = new NetworkService(deps);
+  const addresses = new AddressService(deps);
+  const groups = new SecurityGroupService(deps);
   const openapi = buildOpenApiDocument();
 
   const app = express();
@@ -101,6 +128,8 @@ export function createApiApp(deps: ApiDeps) {
         state: q.state,
         instanceIds: q.instanceId?.split(',').filter(Boolean),
         tags: tagFilters(req),
+        vpcId: q.vpcId,
+        subnetId: q.subnetId,
         maxResults: q.maxResults,
       }),
     });
@@ -126,6 +155,134 @@ export function createApiApp(deps: ApiDeps) {
     res
       .status(202)
       .json(await instances.act(parse(InstanceId, req.params.instanceId), 'terminate'));
+  });
+
+  v1.post('/vpcs', async (req, res) => {
+    res.status(201).json(await networks.createVpc(parse(CreateVpcRequest, req.body)));
+  });
+  v1.get('/vpcs', async (_req, res) => {
+    res.json({ vpcs: await networks.describeVpcs() });
+  });
+  v1.get('/vpcs/:vpcId', async (req, res) => {
+    res.json(await networks.getVpc(parse(VpcId, req.params.vpcId)));
+  });
+  v1.delete('/vpcs/:vpcId', async (req, res) => {
+    res.json(await networks.deleteVpc(parse(VpcId, req.params.vpcId)));
+  });
+
+  v1.post('/subnets', async (req, res) => {
+    res.status(201).json(await networks.createSubnet(parse(CreateSubnetRequest, req.body)));
+  });
+  v1.get('/subnets', async (req, res) => {
+    const q = parse(DescribeSubnetsQuery, req.query);
+    res.json({ subnets: await networks.describeSubnets({ vpcId: q.vpcId }) });
+  });
+  v1.get('/subnets/:subnetId', async (req, res) => {
+    res.json(await networks.getSubnet(parse(SubnetId, req.params.subnetId)));
+  });
+  v1.patch('/subnets/:subnetId', async (req, res) => {
+    const body = parse(ModifySubnetRequest, req.body);
+    res.json(await networks.modifySubnet(parse(SubnetId, req.params.subnetId), body));
+  });
+  v1.delete('/subnets/:subnetId', async (req, res) => {
+    res.json(await networks.deleteSubnet(parse(SubnetId, req.params.subnetId)));
+  });
+
+  v1.post('/internet-gateways', async (req, res) => {
+    const body = parse(CreateInternetGatewayRequest, req.body ?? {});
+    res.status(201).json(await networks.createGateway(body));
+  });
+  v1.get('/internet-gateways', async (_req, res) => {
+    res.json({ internetGateways: await networks.describeGateways() });
+  });
+  v1.get('/internet-gateways/:id', async (req, res) => {
+    res.json(await networks.getGateway(parse(InternetGatewayId, req.params.id)));
+  });
+  v1.delete('/internet-gateways/:id', async (req, res) => {
+    res.json(await networks.deleteGateway(parse(InternetGatewayId, req.params.id)));
+  });
+  for (const verb of ['attach', 'detach'] as const) {
+    v1.post(`/internet-gateways/:id/${verb}`, async (req, res) => {
+      const id = parse(InternetGatewayId, req.params.id);
+      const { vpcId } = parse(InternetGatewayAttachmentRequest, req.body);
+      res.json(
+        verb === 'attach'
+          ? await networks.attachGateway(id, vpcId)
+          : await networks.detachGateway(id, vpcId),
+      );
+    });
+  }
+
+  v1.post('/public-ipv4-pools', async (req, res) => {
+    res.status(201).json(await addresses.createPool(parse(CreatePublicIpv4PoolRequest, req.body)));
+  });
+  v1.get('/public-ipv4-pools', async (_req, res) => {
+    res.json({ publicIpv4Pools: await addresses.describePools() });
+  });
+  v1.delete('/public-ipv4-pools/:poolId', async (req, res) => {
+    res.json(await addresses.deletePool(parse(PublicIpv4PoolId, req.params.poolId)));
+  });
+
+  v1.post('/addresses', async (req, res) => {
+    res.status(201).json(await addresses.allocate(parse(AllocateAddressRequest, req.body ?? {})));
+  });
+  v1.get('/addresses', async (_req, res) => {
+    res.json({ addresses: await addresses.describe() });
+  });
+  v1.get('/addresses/:allocationId', async (req, res) => {
+    res.json(await addresses.get(parse(AllocationId, req.params.allocationId)));
+  });
+  v1.delete('/addresses/:allocationId', async (req, res) => {
+    res.json(await addresses.release(parse(AllocationId, req.params.allocationId)));
+  });
+  v1.post('/addresses/:allocationId/associate', async (req, res) => {
+    const body = parse(AssociateAddressRequest, req.body);
+    res.json(await addresses.associate(parse(AllocationId, req.params.allocationId), body));
+  });
+  v1.post('/addresses/:allocationId/disassociate', async (req, res) => {
+    res.json(await addresses.disassociate(parse(AllocationId, req.params.allocationId)));
+  });
+
+  v1.post('/security-groups', async (req, res) => {
+    res.status(201).json(await groups.create(parse(CreateSecurityGroupRequest, req.body)));
+  });
+  v1.get('/security-groups', async (req, res) => {
+    const q = parse(DescribeSecurityGroupsQuery, req.query);
+    res.json({ securityGroups: await groups.describe({ vpcId: q.vpcId }) });
+  });
+  v1.get('/security-groups/:groupId', async (req, res) => {
+    res.json(await groups.get(parse(SecurityGroupId, req.params.groupId)));
+  });
+  v1.delete('/security-groups/:groupId', async (req, res) => {
+    res.json(await groups.delete(parse(SecurityGroupId, req.params.groupId)));
+  });
+  for (const direction of ['ingress', 'egress'] as const) {
+    const isEgress = direction === 'egress';
+    v1.post(`/security-groups/:groupId/${direction}`, async (req, res) => {
+      const id = parse(SecurityGroupId, req.params.groupId);
+      const { rules } = parse(SecurityGroupRulesRequest, req.body);
+      res.status(201).json(await groups.authorize(id, isEgress, rules));
+    });
+    // Revoke by rule (as EC2's RevokeSecurityGroupIngress) or by securityGroupRuleIds.
+    v1.post(`/security-groups/:groupId/${direction}/revoke`, async (req, res) => {
+      const id = parse(SecurityGroupId, req.params.groupId);
+      res.json(await groups.revoke(id, isEgress, parse(RevokeSecurityGroupRulesRequest, req.body)));
+    });
+    v1.delete(`/security-groups/:groupId/${direction}`, async (req, res) => {
+      const id = parse(SecurityGroupId, req.params.groupId);
+      res.json(await groups.revoke(id, isEgress, parse(RevokeSecurityGroupRulesRequest, req.body)));
+    });
+  }
+  v1.delete('/security-groups/:groupId/rules/:ruleId', async (req, res) => {
+    const id = parse(SecurityGroupId, req.params.groupId);
+    const ruleId = parse(SecurityGroupRuleId, req.params.ruleId);
+    res.json(await groups.revoke(id, null, { securityGroupRuleIds: [ruleId] }));
+  });
+  v1.put('/instances/:instanceId/security-groups', async (req, res) => {
+    const { securityGroupIds } = parse(ModifyInstanceSecurityGroupsRequest, req.body);
+    res.json(
+      await groups.setInstanceGroups(parse(InstanceId, req.params.instanceId), securityGroupIds),
+    );
   });
 
   v1.post('/volumes', async (req, res) => {

@@ -6,12 +6,19 @@ import { fileURLToPath } from 'node:url';
 import { JobQueue, connectionFromUrl } from '@minicloud/queue';
 import { run } from '@minicloud/host';
 import { detectVirtType, LibvirtHypervisor } from '@minicloud/hypervisor';
-import { LinuxNetworkDriver, natTableName, defaultGateway } from '@minicloud/network';
+import { LinuxVpcNetworkDriver, vpcBridgeName } from '@minicloud/network';
 import { FileVolumeDriver, ImageStore, LvmVolumeDriver } from '@minicloud/storage';
-import { defaultBridgeName } from '@minicloud/domain';
 import { createApiApp, ensureAdminKey } from '@minicloud/app-api';
 import { ImageService } from '@minicloud/app-api/images';
-import { KeyedLock, startWorker, tearDown, type WorkerDeps } from '@minicloud/app-worker';
+import { NetworkService } from '@minicloud/app-api/networks';
+import { AddressService } from '@minicloud/app-api/addresses';
+import {
+  KeyedLock,
+  removeAllNetworks,
+  startWorker,
+  tearDown,
+  type WorkerDeps,
+} from '@minicloud/app-worker';
 
 /**
  * The minicloud daemon: API and worker in one process by default.
@@ -29,22 +36,6 @@ async function uplinkOf(config: Config): Promise<string | null> {
   const { stdout } = await run('ip', ['-j', 'route', 'show', 'default']);
   const routes = JSON.parse(stdout || '[]') as { dev?: string }[];
   return routes[0]?.dev ?? null;
-}
-
-function networkSettings(config: Config, uplink: string | null) {
-  const gatewayIp = defaultGateway(config.networkCidr);
-  return {
-    networkName: 'default',
-    gatewayIp,
-    spec: {
-      bridge: defaultBridgeName(config.prefix),
-      cidr: config.networkCidr,
-      gatewayIp,
-      stateDir: `${config.paths.networks}/default`,
-      uplink,
-      natTable: natTableName(config.prefix),
-    },
-  };
 }
 
 async function main() {
@@ -78,9 +69,8 @@ async function main() {
   });
   const virt = detectVirtType({ override: config.virtType });
   const uplink = await uplinkOf(config);
-  const net = networkSettings(config, uplink);
   const hypervisor = new LibvirtHypervisor({ uri: config.libvirtUri });
-  const network = new LinuxNetworkDriver();
+  const network = new LinuxVpcNetworkDriver();
   const images = new ImageStore({
     imagesDir: config.paths.images,
     allowLocalSourcesUnder: config.imageImportDirs,
@@ -109,8 +99,8 @@ async function main() {
       volumesDir: config.paths.volumes,
       stopTimeoutMs: config.stopTimeoutMs,
       terminatedRetentionMs: config.terminatedRetentionMs,
-      network: net.spec,
-      networkName: net.networkName,
+      networksDir: config.paths.networks,
+      uplink,
     },
   };
 
@@ -130,9 +120,7 @@ async function main() {
     queue,
     settings: {
       prefix: config.prefix,
-      networkCidr: config.networkCidr,
-      networkName: net.networkName,
-      gatewayIp: net.gatewayIp,
+      defaultVpcCidr: config.networkCidr,
       gpuDevices: config.gpuDevices,
       maxUserDataBytes: config.maxUserDataBytes,
       terminatedRetentionMs: config.terminatedRetentionMs,
@@ -142,14 +130,18 @@ async function main() {
     },
   };
 
+  // The default VPC (with its subnet and internet gateway) and the Elastic IP pool exist before
+  // anything launches; the worker's first reconcile makes them real on the host.
+  const defaultVpc = await new NetworkService(serviceContext).ensureDefaultVpc();
+  if (config.elasticIpPool)
+    await new AddressService(serviceContext).ensurePool(config.elasticIpPool);
+  log(
+    `network: default VPC ${defaultVpc.vpcId} (subnet ${defaultVpc.subnetId}) on bridge ${vpcBridgeName(config.prefix, defaultVpc.vpcId)}, uplink ${uplink ?? 'none'}, Elastic IP pool ${config.elasticIpPool ?? 'none'}`,
+  );
+
   if (role === 'all' || role === 'worker') {
-    const notes = await network.ensureNetwork(net.spec);
-    for (const note of notes.notes) log(`network: ${note}`);
     log(
       `virtualisation: ${virt.virtType === 'kvm' ? 'kvm' : virt.virtType === 'qemu' ? 'TCG (qemu)' : virt.virtType} (${virt.reason})`,
-    );
-    log(
-      `network: bridge ${net.spec.bridge} ${config.networkCidr}, gateway ${net.gatewayIp}, NAT uplink ${uplink ?? 'none'}`,
     );
     const worker = await startWorker(workerDeps, {
       connection: connectionFromUrl(config.redisUrl),
@@ -211,7 +203,10 @@ async function registerDefaultImage(images: ImageService, path: string) {
   log(`default image: ${image.imageId} (${name}) registering from ${path}`);
 }
 
-/** Remove every domain, tap, bridge, dnsmasq, nft table and file of this installation. */
+/**
+ * Remove every domain, tap, VPC bridge, dnsmasq, nft table, Elastic IP address on the uplink and
+ * file of this installation (and the pre-VPC default network, if it is still there).
+ */
 async function teardown(deps: WorkerDeps) {
   const { prefix } = deps.settings;
   for (const d of await deps.hypervisor.listDomains(`${prefix}-`))
@@ -221,7 +216,7 @@ async function teardown(deps: WorkerDeps) {
   for (const link of await deps.network.listOwnedLinks(prefix)) {
     if (link.kind === 'tun') await deps.network.removePort(link.name);
   }
-  await deps.network.removeNetwork(deps.settings.network);
+  for (const what of await removeAllNetworks(deps)) log(`teardown: removed ${what}`);
   log(`teardown of prefix ${prefix} done`);
 }
 

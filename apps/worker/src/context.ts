@@ -1,7 +1,7 @@
 import type { Db } from '@minicloud/db';
 import type { JobQueue } from '@minicloud/queue';
 import type { Hypervisor, VirtType } from '@minicloud/hypervisor';
-import type { LinuxNetworkDriver, BridgeNetworkSpec } from '@minicloud/network';
+import type { LinuxVpcNetworkDriver } from '@minicloud/network';
 import type { FileVolumeDriver, ImageStore, VolumeDriver } from '@minicloud/storage';
 import type { KeyedLock } from './keyed-lock.js';
 
@@ -12,16 +12,17 @@ export interface WorkerSettings {
   volumesDir: string;
   stopTimeoutMs: number;
   terminatedRetentionMs: number;
-  network: BridgeNetworkSpec;
-  /** The default network's name in the address table. */
-  networkName: string;
+  /** Where each VPC's dnsmasq keeps its files (one directory per VPC id). */
+  networksDir: string;
+  /** The host's interface to the outside (NAT, Elastic IPs), or null for none. */
+  uplink: string | null;
 }
 
 export interface WorkerDeps {
   db: Db;
   queue: JobQueue;
   hypervisor: Hypervisor;
-  network: LinuxNetworkDriver;
+  network: LinuxVpcNetworkDriver;
   images: ImageStore;
   /** Data volumes: the configured driver (LVM or files). */
   volumes: VolumeDriver;

@@ -6,6 +6,7 @@ import { rebootInstance } from './jobs/instance-reboot.job.js';
 import { startInstance } from './jobs/instance-start.job.js';
 import { stopInstance } from './jobs/instance-stop.job.js';
 import { terminateInstance } from './jobs/instance-terminate.job.js';
+import { applyNetwork } from './jobs/network-apply.job.js';
 import { reconcile } from './reconciler.js';
 import {
   attachVolume,
@@ -21,6 +22,7 @@ export type { WorkerDeps, WorkerSettings } from './context.js';
 export { KeyedLock } from './keyed-lock.js';
 export { reconcile } from './reconciler.js';
 export { tearDown, instanceLayout } from './instance-host.js';
+export { convergeNetwork, removeAllNetworks, type ConvergeReport } from './network-host.js';
 
 export function jobHandlers(deps: WorkerDeps): JobHandlers {
   return {
@@ -38,6 +40,7 @@ export function jobHandlers(deps: WorkerDeps): JobHandlers {
     'volume.resize': (p) => resizeVolume(deps, p.volumeId, p.sizeGiB),
     'snapshot.create': (p, job) => createSnapshot(deps, p.snapshotId, job),
     'snapshot.delete': (p) => deleteSnapshot(deps, p.snapshotId),
+    'network.apply': (p) => applyNetwork(deps, p),
   };
 }
 

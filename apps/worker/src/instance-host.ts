@@ -7,6 +7,7 @@ import { removePath } from '@minicloud/host';
 import type { DomainSpec } from '@minicloud/hypervisor';
 import type { Image, Instance } from '@prisma/client';
 import type { WorkerDeps } from './context.js';
+import { ensureInstancePort, syncVpcReservations } from './network-host.js';
 import type { Revert } from './revert.js';
 import { attachedVolumes, diskFor, driverFor, ensureVolume } from './volume-host.js';
 
@@ -56,24 +57,6 @@ function hostnameFor(instance: Instance): string {
 }
 
 /**
- * Tell dnsmasq the full set of reservations of the network. The database read happens inside
- * the driver's per-network lock, so a slower concurrent sync can never apply an older set.
- */
-export async function syncReservations(deps: WorkerDeps): Promise<void> {
-  await deps.network.syncReservations(deps.settings.network, async () => {
-    const leases = await deps.db.addressLease.findMany({
-      where: { network: deps.settings.networkName, instance: { state: { not: 'terminated' } } },
-      select: { ip: true, instance: { select: { macAddress: true } } },
-    });
-    return leases.map((l) => ({
-      mac: l.instance.macAddress,
-      ip: l.ip,
-      hostname: `ip-${l.ip.replaceAll('.', '-')}`,
-    }));
-  });
-}
-
-/**
  * Make every host object of an instance exist and its domain run. Each step is "ensure"-style
  * (safe to repeat after a crash) and registers its undo on `revert`.
  * `fresh` is true for a first launch: then the disk and seed are created and undone on failure.
@@ -115,12 +98,12 @@ export async function bringUp(
       }),
     );
   const port = async () => {
-    await deps.network.ensurePort({
-      bridge: deps.settings.network.bridge,
+    const spec = await ensureInstancePort(deps, {
+      vpcId: instance.vpcId,
       tap: l.tap,
       mac: instance.macAddress,
     });
-    await syncReservations(deps);
+    await syncVpcReservations(deps, instance.vpcId, spec);
   };
   // Disk, seed and port do not depend on each other: make them at the same time.
   const results = await Promise.allSettled([volumes(), seed(), port()]);

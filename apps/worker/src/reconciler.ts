@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { instanceIdFromDomainName, tapName } from '@minicloud/domain';
 import { removePath } from '@minicloud/host';
 import type { WorkerDeps } from './context.js';
-import { instanceLayout, syncReservations } from './instance-host.js';
+import { instanceLayout } from './instance-host.js';
+import { convergeNetwork } from './network-host.js';
 
 export interface ReconcileReport {
   removedDomains: string[];
@@ -37,7 +38,13 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
     requeued: [],
     purged: 0,
   };
-  await deps.network.ensureNetwork(settings.network);
+  // VPC networks, the nft table and Elastic IPs (it logs what it changed). A failure there is
+  // reported, and the rest of the reconcile still runs.
+  try {
+    await convergeNetwork(deps);
+  } catch (e) {
+    deps.log(`reconciler: ${(e as Error).message}`);
+  }
 
   const live = await db.instance.findMany({ where: { state: { not: 'terminated' } } });
   const liveById = new Map(live.map((i) => [i.id, i]));
@@ -114,8 +121,15 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   }
 
   // Work that was accepted but whose job was lost (Redis down at enqueue, crash before enqueue).
+  const transitional = new Set(['pending', 'stopping', 'shutting-down']);
   for (const i of live) {
-    if (locks.isHeld(i.id)) continue;
+    if (!transitional.has(i.state) || locks.isHeld(i.id)) continue;
+    // `live` was read a while ago: a job that finished since then needs nothing.
+    const now = await db.instance.findUnique({
+      where: { id: i.id },
+      select: { state: true, actionSeq: true },
+    });
+    if (now?.state !== i.state || now.actionSeq !== i.actionSeq || locks.isHeld(i.id)) continue;
     const requeued =
       i.state === 'pending'
         ? i.actionSeq === 0
@@ -231,7 +245,6 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
     ]);
     report.purged = ids.length;
   }
-  await syncReservations(deps);
   return report;
 }
 

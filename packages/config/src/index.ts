@@ -35,6 +35,13 @@ const schema = z.object({
     .string()
     .regex(/^(auto|none|[a-zA-Z0-9_.-]{1,15})$/, 'auto, none or an interface name')
     .default('auto'),
+  MINICLOUD_ELASTIC_IP_POOL: z
+    .string()
+    .regex(
+      /^\d{1,3}(\.\d{1,3}){3}(\/\d{1,2}|-\d{1,3}(\.\d{1,3}){3})$/,
+      'a CIDR (198.51.100.16/28) or a range (198.51.100.16-198.51.100.31)',
+    )
+    .optional(),
   MINICLOUD_GPU_DEVICES: z.string().default(''),
   MINICLOUD_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(16),
   MINICLOUD_STOP_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
@@ -71,6 +78,8 @@ export interface Config {
   virtType: 'auto' | 'kvm' | 'qemu' | 'test';
   networkCidr: string;
   uplink: string;
+  /** Public addresses for Elastic IPs (a CIDR or first-last range on the uplink), or null. */
+  elasticIpPool: string | null;
   gpuDevices: string[];
   workerConcurrency: number;
   stopTimeoutMs: number;
@@ -124,6 +133,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     virtType: e.MINICLOUD_VIRT_TYPE,
     networkCidr: e.MINICLOUD_NETWORK_CIDR,
     uplink: e.MINICLOUD_UPLINK,
+    elasticIpPool: e.MINICLOUD_ELASTIC_IP_POOL ?? null,
     gpuDevices: e.MINICLOUD_GPU_DEVICES.split(',').filter(Boolean),
     workerConcurrency: e.MINICLOUD_WORKER_CONCURRENCY,
     stopTimeoutMs: e.MINICLOUD_STOP_TIMEOUT_SECONDS * 1000,

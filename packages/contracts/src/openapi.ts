@@ -78,6 +78,125 @@ export function buildOpenApiDocument(): Record<string, unknown> {
       '/v1/instances/{instanceId}/console': {
         get: op('Serial console output (base64, as EC2)', { parameters: [idParam('instanceId')] }),
       },
+      '/v1/vpcs': {
+        post: op('Create a VPC', { requestBody: body(req.CreateVpcRequest) }),
+        get: op('Describe VPCs'),
+      },
+      '/v1/vpcs/{vpcId}': {
+        get: op('Describe one VPC', { parameters: [idParam('vpcId')] }),
+        delete: op('Delete a VPC', { parameters: [idParam('vpcId')] }),
+      },
+      '/v1/subnets': {
+        post: op('Create a subnet', { requestBody: body(req.CreateSubnetRequest) }),
+        get: op('Describe subnets (?vpcId=)'),
+      },
+      '/v1/subnets/{subnetId}': {
+        get: op('Describe one subnet', { parameters: [idParam('subnetId')] }),
+        patch: op('Modify a subnet', {
+          parameters: [idParam('subnetId')],
+          requestBody: body(req.ModifySubnetRequest),
+        }),
+        delete: op('Delete a subnet', { parameters: [idParam('subnetId')] }),
+      },
+      '/v1/internet-gateways': {
+        post: op('Create an internet gateway', {
+          requestBody: body(req.CreateInternetGatewayRequest),
+        }),
+        get: op('Describe internet gateways'),
+      },
+      '/v1/internet-gateways/{internetGatewayId}': {
+        get: op('Describe one internet gateway', { parameters: [idParam('internetGatewayId')] }),
+        delete: op('Delete an internet gateway', { parameters: [idParam('internetGatewayId')] }),
+      },
+      '/v1/internet-gateways/{internetGatewayId}/attach': {
+        post: op('Attach to a VPC', {
+          parameters: [idParam('internetGatewayId')],
+          requestBody: body(req.InternetGatewayAttachmentRequest),
+        }),
+      },
+      '/v1/internet-gateways/{internetGatewayId}/detach': {
+        post: op('Detach from a VPC', {
+          parameters: [idParam('internetGatewayId')],
+          requestBody: body(req.InternetGatewayAttachmentRequest),
+        }),
+      },
+      '/v1/public-ipv4-pools': {
+        post: op('Add a pool of public addresses (admin)', {
+          requestBody: body(req.CreatePublicIpv4PoolRequest),
+        }),
+        get: op('Describe public address pools'),
+      },
+      '/v1/public-ipv4-pools/{poolId}': {
+        delete: op('Delete a pool', { parameters: [idParam('poolId')] }),
+      },
+      '/v1/addresses': {
+        post: op('Allocate an Elastic IP', { requestBody: body(req.AllocateAddressRequest) }),
+        get: op('Describe Elastic IPs'),
+      },
+      '/v1/addresses/{allocationId}': {
+        get: op('Describe one Elastic IP', { parameters: [idParam('allocationId')] }),
+        delete: op('Release an Elastic IP', { parameters: [idParam('allocationId')] }),
+      },
+      '/v1/addresses/{allocationId}/associate': {
+        post: op('Associate with an instance', {
+          parameters: [idParam('allocationId')],
+          requestBody: body(req.AssociateAddressRequest),
+        }),
+      },
+      '/v1/addresses/{allocationId}/disassociate': {
+        post: op('Disassociate', { parameters: [idParam('allocationId')] }),
+      },
+      '/v1/security-groups': {
+        post: op('Create a security group', { requestBody: body(req.CreateSecurityGroupRequest) }),
+        get: op('Describe security groups (?vpcId=)'),
+      },
+      '/v1/security-groups/{groupId}': {
+        get: op('Describe one security group', { parameters: [idParam('groupId')] }),
+        delete: op('Delete a security group', { parameters: [idParam('groupId')] }),
+      },
+      '/v1/security-groups/{groupId}/ingress': {
+        post: op('Authorize inbound rules', {
+          parameters: [idParam('groupId')],
+          requestBody: body(req.SecurityGroupRulesRequest),
+        }),
+        delete: op('Revoke inbound rules', {
+          parameters: [idParam('groupId')],
+          requestBody: body(req.RevokeSecurityGroupRulesRequest),
+        }),
+      },
+      '/v1/security-groups/{groupId}/egress': {
+        post: op('Authorize outbound rules', {
+          parameters: [idParam('groupId')],
+          requestBody: body(req.SecurityGroupRulesRequest),
+        }),
+        delete: op('Revoke outbound rules', {
+          parameters: [idParam('groupId')],
+          requestBody: body(req.RevokeSecurityGroupRulesRequest),
+        }),
+      },
+      '/v1/security-groups/{groupId}/ingress/revoke': {
+        post: op('Revoke inbound rules', {
+          parameters: [idParam('groupId')],
+          requestBody: body(req.RevokeSecurityGroupRulesRequest),
+        }),
+      },
+      '/v1/security-groups/{groupId}/egress/revoke': {
+        post: op('Revoke outbound rules', {
+          parameters: [idParam('groupId')],
+          requestBody: body(req.RevokeSecurityGroupRulesRequest),
+        }),
+      },
+      '/v1/security-groups/{groupId}/rules/{ruleId}': {
+        delete: op('Revoke one rule by id', {
+          parameters: [idParam('groupId'), idParam('ruleId')],
+        }),
+      },
+      '/v1/instances/{instanceId}/security-groups': {
+        put: op("Replace an instance's security groups", {
+          parameters: [idParam('instanceId')],
+          requestBody: body(req.ModifyInstanceSecurityGroupsRequest),
+        }),
+      },
       '/healthz': { get: { summary: 'Liveness', responses: { '200': ok('OK') } } },
     },
   };

@@ -109,6 +109,15 @@ export const RunInstancesRequest = z.strictObject({
     .array(z.lazy(() => BlockDeviceMapping))
     .max(16)
     .optional(),
+  /** Launch into this subnet (default: the default VPC's default subnet). */
+  subnetId: z.lazy(() => SubnetId).optional(),
+  /** The primary private address (only with one instance); default: the lowest free one. */
+  privateIpAddress: z.lazy(() => Ipv4Address).optional(),
+  /** Up to 5 groups of the subnet's VPC (checked by the service); default: the VPC's default. */
+  securityGroupIds: z
+    .array(z.lazy(() => SecurityGroupId))
+    .min(1)
+    .optional(),
 });
 
 export const StopInstanceRequest = z.strictObject({ force: z.boolean().default(false) });
@@ -116,6 +125,8 @@ export const StopInstanceRequest = z.strictObject({ force: z.boolean().default(f
 export const DescribeInstancesQuery = z.object({
   state: z.string().optional(),
   instanceId: z.string().optional(),
+  vpcId: z.lazy(() => VpcId).optional(),
+  subnetId: z.lazy(() => SubnetId).optional(),
   maxResults: z.coerce.number().int().min(1).max(10000).optional(),
 });
 
@@ -156,4 +167,93 @@ export const BlockDeviceMapping = z.strictObject({
     snapshotId: SnapshotId.optional(),
     deleteOnTermination: z.boolean().default(true),
   }),
+});
+
+export const VpcId = idOf('vpc');
+export const SubnetId = idOf('subnet');
+export const InternetGatewayId = idOf('igw');
+export const AllocationId = idOf('eipalloc');
+export const PublicIpv4PoolId = idOf('ipv4pool');
+
+/** Dotted-quad syntax only; ranges and meaning are checked by the services (EC2 error codes). */
+export const Ipv4Address = z
+  .string()
+  .regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, 'an IPv4 address like 10.0.1.5');
+export const Ipv4Cidr = z
+  .string()
+  .regex(
+    /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/,
+    'an IPv4 CIDR like 10.0.0.0/16',
+  );
+
+export const CreateVpcRequest = z.strictObject({ cidrBlock: Ipv4Cidr, tags: Tags.optional() });
+
+export const CreateSubnetRequest = z.strictObject({
+  vpcId: VpcId,
+  cidrBlock: Ipv4Cidr,
+  mapPublicIpOnLaunch: z.boolean().default(false),
+  tags: Tags.optional(),
+});
+export const ModifySubnetRequest = z.strictObject({ mapPublicIpOnLaunch: z.boolean() });
+export const DescribeSubnetsQuery = z.object({ vpcId: VpcId.optional() });
+
+export const CreateInternetGatewayRequest = z.strictObject({ tags: Tags.optional() });
+export const InternetGatewayAttachmentRequest = z.strictObject({ vpcId: VpcId });
+
+export const CreatePublicIpv4PoolRequest = z.union([
+  z.strictObject({ cidr: Ipv4Cidr, description: z.string().max(255).optional() }),
+  z.strictObject({
+    firstIp: Ipv4Address,
+    lastIp: Ipv4Address,
+    description: z.string().max(255).optional(),
+  }),
+]);
+
+export const AllocateAddressRequest = z.strictObject({
+  /** Take the address from this pool (default: any pool with a free address). */
+  publicIpv4Pool: PublicIpv4PoolId.optional(),
+  /** Ask for this address (it must lie in a pool and be free). */
+  address: Ipv4Address.optional(),
+  tags: Tags.optional(),
+});
+export const AssociateAddressRequest = z.strictObject({
+  instanceId: InstanceId,
+  /** Move the address even when it is associated with another instance (EC2's default: false). */
+  allowReassociation: z.boolean().default(false),
+});
+
+export const SecurityGroupId = idOf('sg');
+export const SecurityGroupRuleId = idOf('sgr');
+
+export const CreateSecurityGroupRequest = z.strictObject({
+  groupName: z.string().min(1).max(255),
+  description: z.string().min(1).max(255),
+  /** Default: the default VPC. */
+  vpcId: VpcId.optional(),
+  tags: Tags.optional(),
+});
+
+/** One permission; protocols, ports and CIDRs are checked by the service (EC2 error codes). */
+export const SecurityGroupRuleInput = z.strictObject({
+  ipProtocol: z.union([z.string().max(16), z.number().int()]).transform(String),
+  fromPort: z.number().int().optional(),
+  toPort: z.number().int().optional(),
+  cidrIpv4: z.string().max(32).optional(),
+  referencedGroupId: SecurityGroupId.optional(),
+  description: z.string().max(255).optional(),
+});
+export type SecurityGroupRuleInputType = z.infer<typeof SecurityGroupRuleInput>;
+
+/** Authorize or revoke: one rule, or {rules: [...]} (revoke also takes {securityGroupRuleIds}). */
+export const SecurityGroupRulesRequest = z.union([
+  z.strictObject({ rules: z.array(SecurityGroupRuleInput).min(1).max(100) }),
+  SecurityGroupRuleInput.transform((rule) => ({ rules: [rule] })),
+]);
+export const RevokeSecurityGroupRulesRequest = z.union([
+  SecurityGroupRulesRequest,
+  z.strictObject({ securityGroupRuleIds: z.array(SecurityGroupRuleId).min(1).max(100) }),
+]);
+export const DescribeSecurityGroupsQuery = z.object({ vpcId: VpcId.optional() });
+export const ModifyInstanceSecurityGroupsRequest = z.strictObject({
+  securityGroupIds: z.array(SecurityGroupId).min(1),
 });

@@ -20,12 +20,18 @@ export const jobPayloads = {
   'volume.resize': z.object({ volumeId: z.string(), sizeGiB: z.number().int() }),
   'snapshot.create': z.object({ snapshotId: z.string() }),
   'snapshot.delete': z.object({ snapshotId: z.string() }),
+  // Converge the host's VPC bridges, dnsmasq, nft table and Elastic IPs with the database.
+  'network.apply': z.object({
+    reason: z.string(),
+    /** Elastic IPs whose association changed: applied first, as nft map-element updates. */
+    elasticIpIds: z.array(z.string()).optional(),
+  }),
 } as const;
 
 export type JobName = keyof typeof jobPayloads;
 export type JobPayload<N extends JobName> = z.infer<(typeof jobPayloads)[N]>;
 
-const QUEUE_OF: Record<JobName, 'instances' | 'images' | 'volumes'> = {
+const QUEUE_OF: Record<JobName, QueueName> = {
   'instance.launch': 'instances',
   'instance.start': 'instances',
   'instance.stop': 'instances',
@@ -40,8 +46,9 @@ const QUEUE_OF: Record<JobName, 'instances' | 'images' | 'volumes'> = {
   'volume.resize': 'volumes',
   'snapshot.create': 'volumes',
   'snapshot.delete': 'volumes',
+  'network.apply': 'networks',
 };
-const QUEUE_NAMES = ['instances', 'images', 'volumes'] as const;
+const QUEUE_NAMES = ['instances', 'images', 'volumes', 'networks'] as const;
 type QueueName = (typeof QUEUE_NAMES)[number];
 
 export interface QueueOptions {

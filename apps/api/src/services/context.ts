@@ -6,10 +6,8 @@ export interface ServiceContext {
   queue: JobQueue;
   settings: {
     prefix: string;
-    networkCidr: string;
-    /** The default network's name in the address table. */
-    networkName: string;
-    gatewayIp: string;
+    /** The default VPC's CIDR (used once, when the default VPC is created). */
+    defaultVpcCidr: string;
     gpuDevices: string[];
     maxUserDataBytes: number;
     terminatedRetentionMs: number;

@@ -14,14 +14,18 @@ import {
   type InstanceState,
 } from '@minicloud/domain';
 import { isUniqueViolation, type Tx } from '@minicloud/db';
-import { allocateAddress, macForInstance } from '@minicloud/network';
+import { macForInstance } from '@minicloud/network';
 import type { RunInstancesInput } from '@minicloud/contracts';
-import type { Instance } from '@prisma/client';
+import type { ElasticIp, Instance, Subnet } from '@prisma/client';
 import type { ServiceContext } from './context.js';
 import type { InstanceTypeService } from './instance-types.js';
 import type { KeyPairService } from './key-pairs.js';
 import type { VolumeService } from './volumes.js';
 import { readTags } from './tags.js';
+import { allocateFromPools } from './addresses.js';
+import { requestNetworkApply } from './networks.js';
+import { allocateSubnetAddresses, checkRequestedAddress } from './network-rules.js';
+import { resolveInstanceGroups } from './security-groups.js';
 
 type Presented = ReturnType<typeof presentInstance>;
 
@@ -39,25 +43,52 @@ type InstanceListRow = Pick<
   | 'privateIp'
   | 'macAddress'
   | 'amiLaunchIndex'
+  | 'vpcId'
+  | 'subnetId'
+  | 'networkInterfaceId'
 > & {
   launchTime: Date | string;
   terminatedAt: Date | string | null;
   tags: string;
   mappings: string;
+  publicIp: string | null;
+  allocationId: string | null;
+  associationId: string | null;
+  groups: string;
 };
 
 type PresentableInstance = Omit<
   InstanceListRow,
-  'tags' | 'mappings' | 'launchTime' | 'terminatedAt'
+  | 'tags'
+  | 'mappings'
+  | 'launchTime'
+  | 'terminatedAt'
+  | 'publicIp'
+  | 'allocationId'
+  | 'associationId'
+  | 'groups'
 > & {
   launchTime: Date;
 };
+
+type PublicAddress = Pick<ElasticIp, 'publicIp' | 'id' | 'associationId'> | null;
 
 export function presentInstance(
   i: PresentableInstance,
   tags: { key: string; value: string }[] = [],
   blockDeviceMappings: BlockDeviceMappingView[] = [],
+  publicAddress: PublicAddress = null,
+  securityGroups: GroupView[] = [],
 ) {
+  const association = publicAddress
+    ? {
+        publicIp: publicAddress.publicIp,
+        allocationId: publicAddress.id,
+        associationId: publicAddress.associationId,
+      }
+    : null;
+  // A terminated instance has no interface any more (as EC2 shows it).
+  const attached = i.state !== 'terminated' && i.networkInterfaceId !== null;
   return {
     instanceId: i.id,
     reservationId: i.reservationId,
@@ -66,7 +97,25 @@ export function presentInstance(
     state: stateOf(i.state),
     stateReason: i.stateReason,
     privateIpAddress: i.privateIp,
+    publicIpAddress: association?.publicIp ?? null,
     macAddress: i.macAddress,
+    vpcId: i.vpcId,
+    subnetId: i.subnetId,
+    securityGroups,
+    networkInterfaces: attached
+      ? [
+          {
+            networkInterfaceId: i.networkInterfaceId,
+            macAddress: i.macAddress,
+            privateIpAddress: i.privateIp,
+            subnetId: i.subnetId,
+            vpcId: i.vpcId,
+            status: 'in-use',
+            groups: securityGroups,
+            association,
+          },
+        ]
+      : [],
     keyName: i.keyName,
     launchTime: i.launchTime.toISOString(),
     amiLaunchIndex: i.amiLaunchIndex,
@@ -99,6 +148,33 @@ async function readMappings(db: ServiceContext['db'], instanceIds: string[]) {
     byInstance.set(v.instanceId!, list);
   }
   return byInstance;
+}
+
+interface GroupView {
+  groupId: string;
+  groupName: string;
+}
+
+/** The security groups of many instances in one query, in the order they were given. */
+async function readGroups(db: ServiceContext['db'], instanceIds: string[]) {
+  const rows = await db.instanceSecurityGroup.findMany({
+    where: { instanceId: { in: instanceIds } },
+    orderBy: { position: 'asc' },
+    include: { group: { select: { groupName: true } } },
+  });
+  const byInstance = new Map<string, GroupView[]>();
+  for (const r of rows) {
+    const list = byInstance.get(r.instanceId) ?? [];
+    list.push({ groupId: r.groupId, groupName: r.group.groupName });
+    byInstance.set(r.instanceId, list);
+  }
+  return byInstance;
+}
+
+/** The public address (Elastic IP or one given at launch) of many instances in one query. */
+async function readPublicAddresses(db: ServiceContext['db'], instanceIds: string[]) {
+  const rows = await db.elasticIp.findMany({ where: { instanceId: { in: instanceIds } } });
+  return new Map(rows.map((r) => [r.instanceId!, r]));
 }
 
 function mappingsFromJson(text: string): BlockDeviceMappingView[] {
@@ -189,6 +265,16 @@ export class InstanceService {
       }
     }
 
+    const subnet = await this.launchSubnet(input.subnetId);
+    // Checked before anything is written (and again inside the launch transaction).
+    await db.$transaction((tx) => resolveInstanceGroups(tx, subnet.vpcId, input.securityGroupIds));
+    if (input.privateIpAddress !== undefined && maxCount > 1) {
+      throw new CloudError(
+        'InvalidParameterCombination',
+        'privateIpAddress can only be given when launching one instance.',
+      );
+    }
+
     const volumes = await this.planLaunchVolumes(
       input,
       image.virtualSize === null ? 1 : Number(image.virtualSize),
@@ -214,8 +300,11 @@ export class InstanceService {
             vcpus: type.vcpus,
             memoryMiB: type.memoryMiB,
             volumes,
+            subnet,
           }),
         );
+        if (subnet.mapPublicIpOnLaunch)
+          await requestNetworkApply(this.ctx, `public addresses of ${reservationId}`);
         return await this.enqueueLaunches(reservationId);
       } catch (e) {
         if (clientToken && isUniqueViolation(e, 'clientToken')) {
@@ -224,6 +313,7 @@ export class InstanceService {
           if (existing) return existing;
         }
         // Two launches picked the same free address: the primary key refused one; try again.
+        // (An address asked for by the caller is checked again and reported as in use.)
         if (isUniqueViolation(e) && attempt < MAX_LAUNCH_ATTEMPTS) continue;
         throw e;
       }
@@ -240,25 +330,23 @@ export class InstanceService {
       vcpus: number;
       memoryMiB: number;
       volumes: PlannedVolume[];
+      subnet: Subnet;
     },
   ): Promise<string> {
-    const { settings } = this.ctx;
+    const { subnet } = a;
     const leases = await tx.addressLease.findMany({
-      where: { network: settings.networkName },
+      where: { subnetId: subnet.id },
       select: { ip: true },
     });
     const taken = new Set(leases.map((l) => l.ip));
-    const ips: string[] = [];
-    while (ips.length < a.maxCount) {
-      const ip = allocateAddress(settings.networkCidr, taken, { reserved: [settings.gatewayIp] });
-      if (!ip) break;
-      taken.add(ip);
-      ips.push(ip);
-    }
+    const ips =
+      a.input.privateIpAddress !== undefined
+        ? [checkRequestedAddress(subnet.cidrBlock, a.input.privateIpAddress, taken)]
+        : allocateSubnetAddresses(subnet.cidrBlock, taken, a.maxCount);
     if (ips.length < a.input.minCount) {
       throw errors.insufficientCapacity(
         'InsufficientFreeAddressesInSubnet',
-        `The network has ${ips.length} free address(es); ${a.input.minCount} requested.`,
+        `The subnet ${subnet.id} (${subnet.cidrBlock}) has ${ips.length} free address(es); ${a.input.minCount} requested.`,
       );
     }
     const reservationId = newId('reservation');
@@ -285,20 +373,38 @@ export class InstanceService {
         state: 'pending',
         privateIp: ip,
         macAddress: macForInstance(id),
-        network: settings.networkName,
+        vpcId: subnet.vpcId,
+        subnetId: subnet.id,
+        networkInterfaceId: newId('networkInterface'),
         userData: a.input.userData ?? null,
         amiLaunchIndex: index,
       };
     });
     await tx.instance.createMany({ data: instances });
+    const groupIds = await resolveInstanceGroups(tx, subnet.vpcId, a.input.securityGroupIds);
+    await tx.instanceSecurityGroup.createMany({
+      data: instances.flatMap((i) =>
+        groupIds.map((groupId, position) => ({ instanceId: i.id, groupId, position })),
+      ),
+    });
     await tx.addressLease.createMany({
       data: instances.map((i) => ({
-        network: settings.networkName,
+        network: subnet.vpcId,
+        subnetId: subnet.id,
         ip: i.privateIp,
         mac: i.macAddress,
         instanceId: i.id,
       })),
     });
+    if (subnet.mapPublicIpOnLaunch) {
+      for (const i of instances) {
+        await allocateFromPools(
+          tx,
+          { autoAssigned: true },
+          { instanceId: i.id, privateIp: i.privateIp, vpcId: subnet.vpcId },
+        );
+      }
+    }
     const tags = Object.entries(a.input.tags ?? {});
     if (tags.length) {
       await tx.tag.createMany({
@@ -325,6 +431,31 @@ export class InstanceService {
       ),
     });
     return reservationId;
+  }
+
+  /** The subnet a launch goes into: the given one, else the default VPC's default subnet. */
+  private async launchSubnet(subnetId: string | undefined): Promise<Subnet> {
+    const { db } = this.ctx;
+    if (subnetId !== undefined) {
+      const subnet = await db.subnet.findUnique({ where: { id: subnetId } });
+      if (!subnet) {
+        throw errors.notFound(
+          'InvalidSubnetID.NotFound',
+          `The subnet ID '${subnetId}' does not exist.`,
+        );
+      }
+      return subnet;
+    }
+    const subnet = await db.subnet.findFirst({
+      where: { defaultForAz: true, vpc: { isDefault: true } },
+    });
+    if (!subnet) {
+      throw new CloudError(
+        'VPCIdNotSpecified',
+        'There is no default VPC with a default subnet; give subnetId.',
+      );
+    }
+    return subnet;
   }
 
   /** The root volume (from the image, or as the /dev/xvda mapping says) and data volumes. */
@@ -410,13 +541,23 @@ export class InstanceService {
         .map((i) => ({ payload: { instanceId: i.id }, jobId: launchJobId(i.id) })),
     );
     const ids = instances.map((i) => i.id);
-    const [tags, mappings] = await Promise.all([
+    const [tags, mappings, addresses, groups] = await Promise.all([
       readTags(this.ctx.db, ids),
       readMappings(this.ctx.db, ids),
+      readPublicAddresses(this.ctx.db, ids),
+      readGroups(this.ctx.db, ids),
     ]);
     return {
       reservationId,
-      instances: instances.map((i) => presentInstance(i, tags.get(i.id), mappings.get(i.id))),
+      instances: instances.map((i) =>
+        presentInstance(
+          i,
+          tags.get(i.id),
+          mappings.get(i.id),
+          addresses.get(i.id),
+          groups.get(i.id),
+        ),
+      ),
     };
   }
 
@@ -424,6 +565,8 @@ export class InstanceService {
     state?: string;
     instanceIds?: string[];
     tags?: Record<string, string[]>;
+    vpcId?: string;
+    subnetId?: string;
     maxResults?: number;
   }) {
     const { db, settings } = this.ctx;
@@ -443,6 +586,14 @@ export class InstanceService {
       where.push('i.state IN (SELECT value FROM json_each(?))');
       params.push(JSON.stringify(states));
     }
+    if (filters.vpcId) {
+      where.push('i.network = ?');
+      params.push(filters.vpcId);
+    }
+    if (filters.subnetId) {
+      where.push('i.subnetId = ?');
+      params.push(filters.subnetId);
+    }
     for (const [key, values] of Object.entries(filters.tags ?? {})) {
       where.push(
         'EXISTS (SELECT 1 FROM Tag f WHERE f.resourceId = i.id AND f.key = ?' +
@@ -454,15 +605,21 @@ export class InstanceService {
     const rows = await db.$queryRawUnsafe<InstanceListRow[]>(
       `SELECT i.id, i.reservationId, i.imageId, i.instanceType, i.vcpus, i.memoryMiB, i.keyName,
               i.state, i.stateReason, i.privateIp, i.macAddress, i.amiLaunchIndex, i.launchTime,
-              i.terminatedAt,
+              i.terminatedAt, i.network AS vpcId, i.subnetId, i.networkInterfaceId,
+              e.publicIp, e.id AS allocationId, e.associationId,
               (SELECT json_group_array(json_object('key', t.key, 'value', t.value))
                  FROM (SELECT key, value FROM Tag WHERE resourceId = i.id ORDER BY key) t) AS tags,
               (SELECT json_group_array(json_object('deviceName', v.device, 'ebs', json_object(
                         'volumeId', v.id, 'status', v.attachState, 'attachTime', v.attachTime,
                         'deleteOnTermination', v.deleteOnTermination)))
                  FROM (SELECT * FROM Volume WHERE instanceId = i.id AND state != 'deleted'
-                        ORDER BY device) v) AS mappings
-         FROM Instance i ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+                        ORDER BY device) v) AS mappings,
+              (SELECT json_group_array(json_object('groupId', x.groupId, 'groupName', x.groupName))
+                 FROM (SELECT m.groupId, g.groupName FROM InstanceSecurityGroup m
+                         JOIN SecurityGroup g ON g.id = m.groupId
+                        WHERE m.instanceId = i.id ORDER BY m.position) x) AS groups
+         FROM Instance i LEFT JOIN ElasticIp e ON e.instanceId = i.id
+         ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
         ORDER BY i.launchTime`,
       ...params,
     );
@@ -481,6 +638,10 @@ export class InstanceService {
         },
         JSON.parse(r.tags) as { key: string; value: string }[],
         mappingsFromJson(r.mappings),
+        r.publicIp
+          ? { publicIp: r.publicIp, id: r.allocationId!, associationId: r.associationId }
+          : null,
+        JSON.parse(r.groups) as GroupView[],
       ),
     );
   }
@@ -488,11 +649,19 @@ export class InstanceService {
   async get(instanceId: string): Promise<Presented> {
     const instance = await this.ctx.db.instance.findUnique({ where: { id: instanceId } });
     if (!instance) throw instanceNotFound(instanceId);
-    const [tags, mappings] = await Promise.all([
+    const [tags, mappings, addresses, groups] = await Promise.all([
       readTags(this.ctx.db, [instanceId]),
       readMappings(this.ctx.db, [instanceId]),
+      readPublicAddresses(this.ctx.db, [instanceId]),
+      readGroups(this.ctx.db, [instanceId]),
     ]);
-    return presentInstance(instance, tags.get(instanceId), mappings.get(instanceId));
+    return presentInstance(
+      instance,
+      tags.get(instanceId),
+      mappings.get(instanceId),
+      addresses.get(instanceId),
+      groups.get(instanceId),
+    );
   }
 
   /** Apply a lifecycle action: one guarded state change in the database, then one job. */
