@@ -235,6 +235,20 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
       isDefault: false,
     });
     expect(vpcB.vpcId).not.toBe(vpcA.vpcId);
+    // Security groups admit nothing from outside by default: let SSH and the identity service
+    // in from anywhere (this test is about the network; security-groups.e2e.ts about the groups).
+    for (const vpc of [vpcA, vpcB]) {
+      const { securityGroups } = await c.call('GET', `/v1/security-groups?vpcId=${vpc.vpcId}`);
+      const group = securityGroups.find((g: any) => g.isDefault);
+      await c.call('POST', `/v1/security-groups/${group.groupId}/ingress`, {
+        rules: [22, IDENTITY_PORT].map((port) => ({
+          ipProtocol: 'tcp',
+          fromPort: port,
+          toPort: port,
+          cidrIpv4: '0.0.0.0/0',
+        })),
+      });
+    }
     const subnet = (vpcId: string, cidrBlock: string) =>
       c.call('POST', '/v1/subnets', { vpcId, cidrBlock });
     subnets.A1 = await subnet(vpcA.vpcId, `10.${octA}.1.0/24`);

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { JobQueue, connectionFromUrl } from '@minicloud/queue';
 import { run } from '@minicloud/host';
 import { detectVirtType, LibvirtHypervisor } from '@minicloud/hypervisor';
-import { LinuxVpcNetworkDriver, vpcBridgeName } from '@minicloud/network';
+import { LinuxSecurityGroupDriver, vpcBridgeName } from '@minicloud/network';
 import { FileVolumeDriver, ImageStore, LvmVolumeDriver } from '@minicloud/storage';
 import { createApiApp, ensureAdminKey } from '@minicloud/app-api';
 import { ImageService } from '@minicloud/app-api/images';
@@ -70,7 +70,7 @@ async function main() {
   const virt = detectVirtType({ override: config.virtType });
   const uplink = await uplinkOf(config);
   const hypervisor = new LibvirtHypervisor({ uri: config.libvirtUri });
-  const network = new LinuxVpcNetworkDriver();
+  const network = new LinuxSecurityGroupDriver();
   const images = new ImageStore({
     imagesDir: config.paths.images,
     allowLocalSourcesUnder: config.imageImportDirs,

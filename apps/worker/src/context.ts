@@ -1,7 +1,7 @@
 import type { Db } from '@minicloud/db';
 import type { JobQueue } from '@minicloud/queue';
 import type { Hypervisor, VirtType } from '@minicloud/hypervisor';
-import type { LinuxVpcNetworkDriver } from '@minicloud/network';
+import type { LinuxSecurityGroupDriver } from '@minicloud/network';
 import type { FileVolumeDriver, ImageStore, VolumeDriver } from '@minicloud/storage';
 import type { KeyedLock } from './keyed-lock.js';
 
@@ -22,7 +22,8 @@ export interface WorkerDeps {
   db: Db;
   queue: JobQueue;
   hypervisor: Hypervisor;
-  network: LinuxVpcNetworkDriver;
+  /** VPC networks, Elastic IPs and security groups. */
+  network: LinuxSecurityGroupDriver;
   images: ImageStore;
   /** Data volumes: the configured driver (LVM or files). */
   volumes: VolumeDriver;

@@ -9,6 +9,7 @@ import type { Image, Instance } from '@prisma/client';
 import type { WorkerDeps } from './context.js';
 import { ensureInstancePort, syncVpcReservations } from './network-host.js';
 import type { Revert } from './revert.js';
+import { upsertSecurityPort } from './security-group-host.js';
 import { attachedVolumes, diskFor, driverFor, ensureVolume } from './volume-host.js';
 
 /** Where an instance's files live and what its host objects are called. */
@@ -104,6 +105,8 @@ export async function bringUp(
       mac: instance.macAddress,
     });
     await syncVpcReservations(deps, instance.vpcId, spec);
+    // The tables drop what an unknown tap sends: the port is known before the guest starts.
+    await upsertSecurityPort(deps, instance.id);
   };
   // Disk, seed and port do not depend on each other: make them at the same time.
   const results = await Promise.allSettled([volumes(), seed(), port()]);

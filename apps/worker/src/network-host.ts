@@ -21,6 +21,7 @@ import {
 } from '@minicloud/network';
 import type { ElasticIp, InternetGateway, PublicIpv4Pool, Subnet, Vpc } from '@prisma/client';
 import type { WorkerDeps, WorkerSettings } from './context.js';
+import { applySecurityGroupsNow, removeSecurityGroupTables } from './security-group-host.js';
 
 /**
  * The host side of VPCs, subnets, internet gateways and Elastic IPs: what the database says,
@@ -333,6 +334,7 @@ async function convergeOnce(deps: WorkerDeps): Promise<ConvergeReport> {
     }),
   );
   await step('taps', () => moveTaps(deps, vpcs, live, report));
+  await step('security groups', async () => void (await applySecurityGroupsNow(deps)));
 
   report.ms = Math.round(performance.now() - t0);
   report.skipped = [...new Set(report.skipped)];
@@ -699,6 +701,7 @@ export async function removeAllNetworks(deps: WorkerDeps): Promise<string[]> {
     natTable: natTableName(prefix),
   });
   if (legacy.removed.length) removed.push(`legacy network: ${legacy.removed.join(', ')}`);
+  for (const t of await removeSecurityGroupTables(deps)) removed.push(`nft table ${t}`);
   stateOf(deps).ensured.clear();
   return removed;
 }

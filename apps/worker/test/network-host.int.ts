@@ -17,7 +17,7 @@ import {
   dnsmasqPaths,
   intToIp,
   LinuxNetworkDriver,
-  LinuxVpcNetworkDriver,
+  LinuxSecurityGroupDriver,
   macForInstance,
   parseCidr,
   vpcBridgeName,
@@ -54,7 +54,7 @@ let db: Db;
 let deps: WorkerDeps;
 let hypervisor: LibvirtHypervisor;
 let ipForwardBefore: string | null = null;
-const driver = new LinuxVpcNetworkDriver({ arpAnnounce: 'none' });
+const driver = new LinuxSecurityGroupDriver({ arpAnnounce: 'none' });
 const logs: string[] = [];
 const announced: string[] = [];
 const timings: string[] = [];

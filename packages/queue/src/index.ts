@@ -25,6 +25,8 @@ export const jobPayloads = {
     reason: z.string(),
     /** Elastic IPs whose association changed: applied first, as nft map-element updates. */
     elasticIpIds: z.array(z.string()).optional(),
+    /** 'security-groups': only rules or memberships changed. */
+    scope: z.enum(['all', 'security-groups']).optional(),
   }),
 } as const;
 

@@ -253,7 +253,7 @@ export class AddressService {
         },
       });
     });
-    await requestNetworkApply(this.ctx, `associate ${allocationId}`, touched);
+    await requestNetworkApply(this.ctx, `associate ${allocationId}`, { elasticIpIds: touched });
     return presentAddress(row, (await readTags(this.ctx.db, [row.id])).get(row.id));
   }
 
@@ -273,7 +273,9 @@ export class AddressService {
         data: { instanceId: null, privateIp: null, vpcId: null, associationId: null },
       });
     });
-    await requestNetworkApply(this.ctx, `disassociate ${allocationId}`, [allocationId]);
+    await requestNetworkApply(this.ctx, `disassociate ${allocationId}`, {
+      elasticIpIds: [allocationId],
+    });
     return presentAddress(row, (await readTags(this.ctx.db, [row.id])).get(row.id));
   }
 }

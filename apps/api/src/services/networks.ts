@@ -72,11 +72,12 @@ const bridgeKeyOf = (vpcId: string) => vpcId.slice(4, 13);
 export async function requestNetworkApply(
   ctx: ServiceContext,
   reason: string,
-  elasticIpIds?: string[],
+  options: { elasticIpIds?: string[]; scope?: 'all' | 'security-groups' } = {},
 ): Promise<void> {
+  const { elasticIpIds, scope } = options;
   await ctx.queue.enqueue(
     'network.apply',
-    { reason, ...(elasticIpIds?.length ? { elasticIpIds } : {}) },
+    { reason, ...(elasticIpIds?.length ? { elasticIpIds } : {}), ...(scope ? { scope } : {}) },
     `network.${randomUUID()}`,
   );
 }

@@ -48,6 +48,9 @@ export function presentGroup(
 const groupNotFound = (id: string) =>
   errors.notFound('InvalidGroup.NotFound', `The security group '${id}' does not exist.`);
 
+/** Rule and membership changes touch only the security-group tables. */
+const SG_SCOPE = { scope: 'security-groups' as const };
+
 const ALL_OUTBOUND = normalizeRule({ ipProtocol: '-1', cidrIpv4: '0.0.0.0/0' });
 
 function ruleRow(groupId: string, isEgress: boolean, r: NormalizedRule) {
@@ -156,6 +159,7 @@ export class SecurityGroupService {
       }
       throw e;
     }
+    await requestNetworkApply(this.ctx, `create ${id}`, SG_SCOPE);
     return this.get(id);
   }
 
@@ -216,7 +220,7 @@ export class SecurityGroupService {
       await tx.securityGroup.delete({ where: { id: groupId } });
       await tx.tag.deleteMany({ where: { resourceId: groupId } });
     });
-    await requestNetworkApply(this.ctx, `delete ${groupId}`);
+    await requestNetworkApply(this.ctx, `delete ${groupId}`, SG_SCOPE);
     return { groupId, deleted: true };
   }
 
@@ -261,7 +265,7 @@ export class SecurityGroupService {
       if (isUniqueViolation(e, 'ruleKey')) throw duplicate(rules[0]!);
       throw e;
     }
-    await requestNetworkApply(this.ctx, `authorize ${groupId}`);
+    await requestNetworkApply(this.ctx, `authorize ${groupId}`, SG_SCOPE);
     return { groupId, securityGroupRules: created.map(presentRule) };
   }
 
@@ -302,7 +306,7 @@ export class SecurityGroupService {
       await tx.securityGroupRule.deleteMany({ where: { id: { in: targets.map((t) => t.id) } } });
       return targets;
     });
-    await requestNetworkApply(this.ctx, `revoke ${groupId}`);
+    await requestNetworkApply(this.ctx, `revoke ${groupId}`, SG_SCOPE);
     return { groupId, revokedSecurityGroupRules: removed.map(presentRule) };
   }
 
@@ -325,7 +329,7 @@ export class SecurityGroupService {
         data: ids.map((groupId, position) => ({ instanceId, groupId, position })),
       });
     });
-    await requestNetworkApply(this.ctx, `groups of ${instanceId}`);
+    await requestNetworkApply(this.ctx, `groups of ${instanceId}`, SG_SCOPE);
     return { instanceId, securityGroups: await instanceGroups(this.ctx, instanceId) };
   }
 }

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { WorkerDeps } from '../context.js';
+import { removeSecurityPort } from '../security-group-host.js';
 import { tearDown } from '../instance-host.js';
 import { convergeNetwork, syncVpcReservations } from '../network-host.js';
 import { releaseVolumes } from '../volume-host.js';
@@ -31,6 +32,7 @@ export async function finishTermination(
     }),
   ]);
   await syncVpcReservations(deps, instance.vpcId);
+  await removeSecurityPort(deps, instanceId);
   if (released.count + disassociated.count > 0) {
     // The address must stop reaching this instance's old private IP before it is reused. If the
     // host cannot be converged now, a network.apply job retries it (and the reconciler would).

@@ -1,15 +1,24 @@
 import type { WorkerDeps } from '../context.js';
 import { applyElasticIpsNow, convergeNetwork } from '../network-host.js';
+import { applySecurityGroupsNow } from '../security-group-host.js';
 
 /**
- * network.apply: make the host's VPC networks, nft table and Elastic IPs match the database.
+ * network.apply: make the host's VPC networks, nft tables and Elastic IPs match the database.
  * Enqueued after every change to them; safe to run any number of times (runs coalesce). With
- * elasticIpIds (an association changed), those addresses are updated first as map elements.
+ * elasticIpIds (an association changed), those addresses are updated first as map elements; a
+ * security-group change (scope 'security-groups') replaces only the security-group tables.
  */
 export async function applyNetwork(
   deps: WorkerDeps,
-  payload: { reason: string; elasticIpIds?: string[] },
+  payload: { reason: string; elasticIpIds?: string[]; scope?: 'all' | 'security-groups' },
 ): Promise<void> {
+  if (payload.scope === 'security-groups') {
+    const r = await applySecurityGroupsNow(deps);
+    deps.log(
+      `security groups: ${payload.reason}: ${r.counts.groups} groups, ${r.counts.rules} rules, ${r.counts.ports} ports (render ${r.renderMs} ms, apply ${r.applyMs} ms)`,
+    );
+    return;
+  }
   if (payload.elasticIpIds?.length) {
     try {
       await applyElasticIpsNow(deps, payload.elasticIpIds);
