@@ -361,8 +361,152 @@ async function benchVolumes(n = 3) {
   }
 }
 
+/**
+ * (f) and (g): the VPC and security-group rulesets at the issues' sizes (render + apply into
+ * tables with a bench-only prefix), by their benchmark scripts in packages/network/bench.
+ */
+async function benchRuleset(script: string, label: string) {
+  console.log(`(${label}) node --import tsx ${script}`);
+  const r = await run('node', ['--import', 'tsx', script], { timeoutMs: 600_000 });
+  process.stdout.write(r.stdout);
+}
+
+/**
+ * (h) The whole path on real guests: API call -> first TCP connection through it, seen from a
+ * client in a network namespace ("the internet"), for an Elastic IP associate and move, a
+ * security-group rule authorize and a membership change. Each guest answers its instance id on
+ * port 7070 (user-data), so a probe knows who answered.
+ */
+async function benchNetworkPath(rounds = 5) {
+  const { createFakeInternet } = await import('../tests/support/fake-internet.js');
+  const { testPrefix } = await import('../tests/support/api-harness.js');
+  const port = 7070;
+  const userData = `#!/bin/sh\nsetsid nc -ll -p ${port} -e cat /var/lib/cloud/data/instance-id </dev/null >/dev/null 2>&1 &\n`;
+  const prefix = testPrefix('mb');
+  const inet = await createFakeInternet(prefix);
+  let mc: MinicloudUnderTest | null = null;
+  try {
+    const agent = await inet.startAgent();
+    mc = await startMinicloud({
+      prefix,
+      extraEnv: { MINICLOUD_UPLINK: inet.uplink, MINICLOUD_ELASTIC_IP_POOL: inet.elasticIpPool },
+    });
+    const c = mc.client;
+    const imageId = await availableImage(mc);
+    const open = await c.call('POST', '/v1/security-groups', {
+      groupName: 'open',
+      description: 'b',
+    });
+    const members = await c.call('POST', '/v1/security-groups', {
+      groupName: 'x',
+      description: 'b',
+    });
+    const launched = await c.runInstances({
+      imageId,
+      instanceType: 't3.nano',
+      minCount: 2,
+      maxCount: 2,
+      securityGroupIds: [open.groupId],
+      userData: Buffer.from(userData).toString('base64'),
+    });
+    const ids: string[] = launched.instances.map((i: any) => i.instanceId);
+    for (const id of ids) await untilState(mc, id, 'running', 50);
+    const eip = await c.call('POST', '/v1/addresses', {});
+    const now = () => performance.timeOrigin + performance.now();
+    /** Time from `act` to the first connection to eip:port answered by `expect`. */
+    const measure = async (expect: string, act: () => Promise<unknown>) => {
+      const probe = agent.probe({
+        host: eip.publicIp,
+        port,
+        expect,
+        intervalMs: 10,
+        attemptTimeoutMs: 500,
+        deadlineMs: 60_000,
+      });
+      await sleep(100);
+      const t0 = now();
+      await act();
+      return (await probe).connectedAt - t0;
+    };
+    await c.call('POST', `/v1/security-groups/${open.groupId}/ingress`, {
+      ipProtocol: 'tcp',
+      fromPort: port,
+      toPort: port,
+      cidrIpv4: '0.0.0.0/0',
+    });
+    await c.call('POST', `/v1/addresses/${eip.allocationId}/associate`, { instanceId: ids[0] });
+    // Warm up: the guest has booted and its identity service answers through the address.
+    await agent.probe({ host: eip.publicIp, port, expect: ids[0], deadlineMs: 120_000 });
+
+    /** Wait until `who` no longer answers on the address (the previous change is in effect). */
+    const untilNotAnswering = async (who: string) => {
+      for (const t0 = Date.now(); Date.now() - t0 < 30_000; await sleep(20)) {
+        const r = await agent.connect(eip.publicIp, port, 300);
+        if (!r.connected || !r.data.includes(who)) return;
+      }
+      throw new Error(`${who} still answers on ${eip.publicIp}`);
+    };
+    const moves: number[] = [];
+    const associates: number[] = [];
+    const authorizes: number[] = [];
+    const memberships: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      // Move to the other guest and back.
+      const to = ids[(i + 1) % 2]!;
+      moves.push(
+        await measure(to, () =>
+          c.call('POST', `/v1/addresses/${eip.allocationId}/associate`, {
+            instanceId: to,
+            allowReassociation: true,
+          }),
+        ),
+      );
+      await c.call('POST', `/v1/addresses/${eip.allocationId}/disassociate`);
+      await untilNotAnswering(to);
+      associates.push(
+        await measure(to, () =>
+          c.call('POST', `/v1/addresses/${eip.allocationId}/associate`, { instanceId: to }),
+        ),
+      );
+      // A rule: revoke the port, then time the authorize.
+      const rule = { ipProtocol: 'tcp', fromPort: port, toPort: port, cidrIpv4: '0.0.0.0/0' };
+      await c.call('POST', `/v1/security-groups/${open.groupId}/ingress/revoke`, rule);
+      await untilNotAnswering(to);
+      authorizes.push(
+        await measure(to, () =>
+          c.call('POST', `/v1/security-groups/${open.groupId}/ingress`, rule),
+        ),
+      );
+      // Membership: the guest leaves 'open' for 'x' (no rules), then comes back.
+      await c.call('PUT', `/v1/instances/${to}/security-groups`, {
+        securityGroupIds: [members.groupId],
+      });
+      await untilNotAnswering(to);
+      memberships.push(
+        await measure(to, () =>
+          c.call('PUT', `/v1/instances/${to}/security-groups`, {
+            securityGroupIds: [open.groupId],
+          }),
+        ),
+      );
+    }
+    const line = (what: string, xs: number[]) =>
+      console.log(
+        `(h) ${what}: p50 ${ms(pct(xs, 50))}, max ${ms(Math.max(...xs))} [${xs.map((x) => x.toFixed(0)).join(', ')}]`,
+      );
+    line('Elastic IP associate -> first packet through', associates);
+    line('Elastic IP move to another instance -> first packet through', moves);
+    line('security-group rule authorize -> first packet through', authorizes);
+    line('security-group membership change -> first packet through', memberships);
+    for (const id of ids) await c.call('DELETE', `/v1/instances/${id}`);
+  } finally {
+    await mc?.destroy();
+    await inet.remove();
+  }
+}
+
 const wanted = new Set(
-  process.argv.slice(2).length ? process.argv.slice(2) : ['a', 'b', 'c', 'd', 'e'],
+  process.argv.slice(2).length ? process.argv.slice(2) : ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'],
 );
 console.log(
   `minicloud benchmarks on ${(await run('hostname', [])).stdout.trim()}, ${new Date().toISOString()}`,
@@ -372,4 +516,7 @@ if (wanted.has('c')) await benchTestDriver();
 if (wanted.has('a')) await benchLaunchVsVirsh();
 if (wanted.has('b')) await benchSsh();
 if (wanted.has('e')) await benchVolumes();
+if (wanted.has('f')) await benchRuleset('packages/network/bench/vpc-ruleset.bench.ts', 'f');
+if (wanted.has('g')) await benchRuleset('packages/network/bench/sg-ruleset.bench.ts', 'g');
+if (wanted.has('h')) await benchNetworkPath();
 process.exit(0);
