@@ -9,15 +9,9 @@ import {
   overlapping,
   parsePoolSetting,
 } from '../src/services/network-rules.js';
+import { codeOf as codeOfType } from '../../../tests/support/expect-errors.js';
 
-function codeOf(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    return e instanceof CloudError ? e.code : `not a CloudError: ${String(e)}`;
-  }
-}
+const codeOf = (fn: () => unknown) => codeOfType(fn, CloudError);
 
 describe('VPC address rules', () => {
   it.each([

@@ -1,6 +1,7 @@
 import { newId } from '@minicloud/domain';
 import { startApiOnly } from '../../../tests/support/api-harness.js';
 import { NetworkService } from '../src/services/networks.js';
+import { expectRefused } from '../../../tests/support/expect-errors.js';
 
 type Harness = Awaited<ReturnType<typeof startApiOnly>>;
 
@@ -57,19 +58,8 @@ describe('VPC, subnet, internet gateway and Elastic IP API (real SQLite and Redi
   });
 
   /** A request that must fail with `status`/`code` and leave every count as it was. */
-  async function refused(
-    method: string,
-    path: string,
-    body: unknown,
-    status: number,
-    code: string,
-  ) {
-    const before = await counts(h);
-    const r = await h.client.request(method, path, body);
-    expect({ path, status: r.status, code: r.body?.error?.code }).toEqual({ path, status, code });
-    expect(await counts(h)).toEqual(before);
-    return r;
-  }
+  const refused = (method: string, path: string, body: unknown, status: number, code: string) =>
+    expectRefused(h.client, () => counts(h), { method, path, body }, status, code);
 
   it('has a default VPC with a default subnet and an attached internet gateway', async () => {
     const { vpcs } = await h.client.call('GET', '/v1/vpcs');

@@ -1,14 +1,8 @@
 import { CloudError } from '@minicloud/domain';
 import { checkGroupName, normalizeRule } from '../src/services/security-group-rules.js';
+import { codeOf as codeOfType } from '../../../tests/support/expect-errors.js';
 
-function codeOf(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    return e instanceof CloudError ? e.code : `not a CloudError: ${String(e)}`;
-  }
-}
+const codeOf = (fn: () => unknown) => codeOfType(fn, CloudError);
 
 describe('security group rule rules', () => {
   it('normalizes protocols, ports and peers into one key per meaning', () => {

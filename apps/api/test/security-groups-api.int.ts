@@ -1,5 +1,6 @@
 import { newId } from '@minicloud/domain';
 import { startApiOnly } from '../../../tests/support/api-harness.js';
+import { expectRefused } from '../../../tests/support/expect-errors.js';
 
 type Harness = Awaited<ReturnType<typeof startApiOnly>>;
 
@@ -35,18 +36,8 @@ describe('security group API (real SQLite and Redis)', () => {
     await h?.close();
   });
 
-  async function refused(
-    method: string,
-    path: string,
-    body: unknown,
-    status: number,
-    code: string,
-  ) {
-    const before = await counts(h);
-    const r = await h.client.request(method, path, body);
-    expect({ path, status: r.status, code: r.body?.error?.code }).toEqual({ path, status, code });
-    expect(await counts(h)).toEqual(before);
-  }
+  const refused = (method: string, path: string, body: unknown, status: number, code: string) =>
+    expectRefused(h.client, () => counts(h), { method, path, body }, status, code);
 
   const defaultGroupOf = async (vpcId: string) =>
     (await h.client.call('GET', `/v1/security-groups?vpcId=${vpcId}`)).securityGroups.find(

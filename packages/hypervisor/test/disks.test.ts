@@ -21,6 +21,7 @@ import {
   type AttachDiskSpec,
 } from '../src/index.js';
 import { sampleSpec } from './fixtures.js';
+import { codeOf as codeOfType } from '../../../tests/support/expect-errors.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -30,14 +31,7 @@ function golden(name: string, actual: string): void {
   expect(actual).toBe(readFileSync(file, 'utf8'));
 }
 
-function codeOf(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    return e instanceof HypervisorError ? e.code : `not a HypervisorError: ${String(e)}`;
-  }
-}
+const codeOf = (fn: () => unknown) => codeOfType(fn, HypervisorError);
 
 async function asyncCodeOf(p: Promise<unknown>): Promise<string | null> {
   try {

@@ -21,6 +21,7 @@ import {
   StorageError,
   volumeLvName,
 } from '../src/index.js';
+import { codeOf as codeOfType } from '../../../tests/support/expect-errors.js';
 
 const VOL = 'vol-0123456789abcdef0';
 const VOL2 = 'vol-00000000000000002';
@@ -28,14 +29,7 @@ const SNAP = 'snap-0123456789abcdef0';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-function codeOf(fn: () => unknown): string | null {
-  try {
-    fn();
-    return null;
-  } catch (e) {
-    return e instanceof StorageError ? e.code : `not a StorageError: ${String(e)}`;
-  }
-}
+const codeOf = (fn: () => unknown) => codeOfType(fn, StorageError);
 
 async function asyncCodeOf(p: Promise<unknown>): Promise<string | null> {
   try {
