@@ -15,7 +15,13 @@ const AGENT = fileURLToPath(new URL('./netns-agent.ts', import.meta.url));
  *
  *   host:       <prefix>up   198.51.100.1/24   (the uplink; Elastic IPs are /32s on it)
  *   namespace:  <prefix>-inet, device <prefix>in  198.51.100.2/24, no default route
+ *               (+ 198.51.100.3/24 ... with `extraClientIps`: more "internet clients", as
+ *               secondary addresses, so .2 stays the default source)
  *   pool:       198.51.100.16/28               (Elastic IPs: on-link for the namespace)
+ *
+ * A "spy" (startSpy) records, inside the namespace, the source of every TCP SYN and ICMP echo
+ * request that arrives there, whether or not a server answers or a handshake completes: the
+ * proof that a packet a guest should not have been able to send never left the host.
  */
 export interface FakeInternet {
   /** Network namespace name (carries the prefix). */
@@ -26,6 +32,11 @@ export interface FakeInternet {
   hostIp: string;
   /** The namespace's address: where the "internet" servers listen. */
   nsIp: string;
+  /**
+   * Addresses clients in the namespace can send from: nsIp first, then the extra ones
+   * (createFakeInternet's extraClientIps), e.g. [198.51.100.2, 198.51.100.3].
+   */
+  clientIps: string[];
   /** /24 of both, e.g. 198.51.100.0/24. */
   cidr: string;
   /** A /28 of that /24 for Elastic IPs (MINICLOUD_ELASTIC_IP_POOL). */
@@ -33,9 +44,25 @@ export interface FakeInternet {
   /** The helper process inside the namespace (started by startAgent). */
   agent: NetnsAgent | null;
   startAgent: () => Promise<NetnsAgent>;
+  /** Start recording arriving TCP SYNs and ICMP echo requests (an nft table in the namespace). */
+  startSpy: () => Promise<void>;
+  /** What the spy recorded since it started or was last cleared (sorted). */
+  spied: () => Promise<SpyRecord>;
+  /** Forget what the spy recorded. */
+  clearSpy: () => Promise<void>;
   /** Kill the agent (by its PID only), delete the veth and the namespace. Safe to repeat. */
   remove: () => Promise<void>;
 }
+
+/** What arrived in the namespace while the spy ran. */
+export interface SpyRecord {
+  /** "source:port" of each distinct (source address, destination port) of a TCP SYN. */
+  tcpSyn: string[];
+  /** Source address of each distinct sender of an ICMP echo request. */
+  icmpEcho: string[];
+}
+
+const SPY_TABLE = 'spy';
 
 /** TEST-NET-2 and TEST-NET-3 (RFC 5737): documentation ranges, never routed anywhere. */
 const CANDIDATE_NETS = ['198.51.100', '203.0.113'];
@@ -62,8 +89,17 @@ async function netnsExists(name: string): Promise<boolean> {
  * Names: `${prefix}-inet`, `${prefix}up` (host) and `${prefix}in` (namespace); prefix at most
  * 5 characters, so every name fits in 15.
  */
-export async function createFakeInternet(prefix: string): Promise<FakeInternet> {
+export async function createFakeInternet(
+  prefix: string,
+  options: {
+    /** More client addresses in the namespace after nsIp (.3, .4, ...; at most 8). */
+    extraClientIps?: number;
+  } = {},
+): Promise<FakeInternet> {
   if (!/^[a-z][a-z0-9]{1,4}$/.test(prefix)) throw new Error(`bad prefix ${prefix}`);
+  const extra = options.extraClientIps ?? 0;
+  if (!Number.isInteger(extra) || extra < 0 || extra > 8)
+    throw new Error(`extraClientIps must be 0-8, got ${extra}`);
   const ns = `${prefix}-inet`;
   const uplink = `${prefix}up`;
   const inner = `${prefix}in`;
@@ -80,12 +116,51 @@ export async function createFakeInternet(prefix: string): Promise<FakeInternet> 
     uplink,
     hostIp: `${net}.1`,
     nsIp: `${net}.2`,
+    clientIps: Array.from({ length: extra + 1 }, (_, i) => `${net}.${2 + i}`),
     cidr: `${net}.0/24`,
     elasticIpPool: `${net}.16/28`,
     agent: null,
     startAgent: async () => {
       fi.agent ??= await NetnsAgent.start(ns);
       return fi.agent;
+    },
+    startSpy: async () => {
+      await run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+        input: [
+          `table ip ${SPY_TABLE} {`,
+          `  set tcp_syn { type ipv4_addr . inet_service; flags dynamic; }`,
+          `  set icmp_echo { type ipv4_addr; flags dynamic; }`,
+          `  chain pre {`,
+          `    type filter hook prerouting priority -300; policy accept;`,
+          `    tcp flags & (syn | ack) == syn add @tcp_syn { ip saddr . tcp dport }`,
+          `    icmp type echo-request add @icmp_echo { ip saddr }`,
+          `  }`,
+          `}`,
+          '',
+        ].join('\n'),
+      });
+    },
+    spied: async () => {
+      const elems = async (set: string) => {
+        const out = (
+          await run('ip', ['netns', 'exec', ns, 'nft', '-j', 'list', 'set', 'ip', SPY_TABLE, set])
+        ).stdout;
+        const items = (JSON.parse(out) as { nftables: { set?: { elem?: unknown[] } }[] }).nftables;
+        return items.flatMap((i) => i.set?.elem ?? []);
+      };
+      const tcpSyn = (await elems('tcp_syn')).map((e) => {
+        const c = (e as { concat?: [string, number] }).concat;
+        return c ? `${c[0]}:${c[1]}` : JSON.stringify(e);
+      });
+      const icmpEcho = (await elems('icmp_echo')).map((e) =>
+        typeof e === 'string' ? e : JSON.stringify(e),
+      );
+      return { tcpSyn: tcpSyn.sort(), icmpEcho: icmpEcho.sort() };
+    },
+    clearSpy: async () => {
+      await run('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], {
+        input: `flush set ip ${SPY_TABLE} tcp_syn\nflush set ip ${SPY_TABLE} icmp_echo\n`,
+      });
     },
     remove: async () => {
       const problems: string[] = [];
@@ -130,6 +205,8 @@ export async function createFakeInternet(prefix: string): Promise<FakeInternet> 
         `sysctl -q -w net.ipv6.conf.all.disable_ipv6=1`,
         `ip link set dev lo up`,
         `ip addr add ${fi.nsIp}/24 dev ${inner}`,
+        // Secondary addresses (same /24): nsIp stays every client's default source.
+        ...fi.clientIps.slice(1).map((ip) => `ip addr add ${ip}/24 dev ${inner}`),
         `ip link set dev ${inner} up`,
       ].join('; '),
     ]);
@@ -156,6 +233,14 @@ export interface ProbeResult {
   attempts: number;
   data: string;
   outcomes: Record<string, number>;
+}
+
+/** An SSH connection held open by the agent. */
+export interface NetnsSshSession {
+  session: number;
+  /** One command on this same connection; its stdout (rejects on a non-zero exit). */
+  run: (command: string, timeoutMs?: number) => Promise<string>;
+  close: () => Promise<void>;
 }
 
 /** The test's handle on netns-agent.ts running inside the namespace. */
@@ -237,13 +322,24 @@ export class NetnsAgent {
     return this.call('listen', { port });
   }
 
-  /** Peer addresses the listen() server has seen, in order. */
-  peers(): Promise<string[]> {
-    return this.call('peers');
+  /** Peer addresses the listen() servers (or the one on `port`) have seen, in order. */
+  peers(port?: number): Promise<string[]> {
+    return this.call('peers', port === undefined ? {} : { port });
   }
 
-  connect(host: string, port: number, timeoutMs = 3000): Promise<ConnectResult> {
-    return this.call('connect', { host, port, timeoutMs });
+  /** One TCP connection; `localAddress` picks the source (one of the namespace's addresses). */
+  connect(
+    host: string,
+    port: number,
+    timeoutMs = 3000,
+    localAddress?: string,
+  ): Promise<ConnectResult> {
+    return this.call('connect', {
+      host,
+      port,
+      timeoutMs,
+      ...(localAddress ? { localAddress } : {}),
+    });
   }
 
   probe(args: {
@@ -253,12 +349,67 @@ export class NetnsAgent {
     intervalMs?: number;
     attemptTimeoutMs?: number;
     deadlineMs?: number;
+    localAddress?: string;
   }): Promise<ProbeResult> {
     return this.call('probe', args);
   }
 
-  ssh(host: string, privateKey: string, command: string, timeoutMs = 20_000): Promise<string> {
-    return this.call('ssh', { host, privateKey, command, timeoutMs });
+  ssh(
+    host: string,
+    privateKey: string,
+    command: string,
+    timeoutMs = 20_000,
+    localAddress?: string,
+  ): Promise<string> {
+    return this.call('ssh', {
+      host,
+      privateKey,
+      command,
+      timeoutMs,
+      ...(localAddress ? { localAddress } : {}),
+    });
+  }
+
+  /** busybox ping from the namespace; no reply is a result (received: 0), not an error. */
+  ping(args: {
+    host: string;
+    count?: number;
+    timeoutMs?: number;
+    localAddress?: string;
+  }): Promise<{ transmitted: number; received: number; output: string }> {
+    return this.call('ping', args);
+  }
+
+  /**
+   * One ping process sending every intervalMs until the first reply; rejects at the deadline.
+   * firstReplyAt is the wall-clock time (epoch ms) that reply arrived.
+   */
+  pingProbe(args: {
+    host: string;
+    intervalMs?: number;
+    deadlineMs?: number;
+    localAddress?: string;
+  }): Promise<{ startedAt: number; firstReplyAt: number; output: string }> {
+    return this.call('pingProbe', args);
+  }
+
+  /** An SSH connection (as root) that stays open for several commands (sshRun). */
+  async sshOpen(
+    host: string,
+    privateKey: string,
+    options: { timeoutMs?: number; localAddress?: string } = {},
+  ): Promise<NetnsSshSession> {
+    const { session } = await this.call<{ session: number }>('sshOpen', {
+      host,
+      privateKey,
+      ...options,
+    });
+    return {
+      session,
+      run: (command, timeoutMs = 20_000) =>
+        this.call<string>('sshRun', { session, command, timeoutMs }),
+      close: async () => void (await this.call('sshClose', { session })),
+    };
   }
 
   /** End the agent: close its stdin, then SIGKILL this PID if it lingers. */

@@ -546,8 +546,26 @@ async function applyElasticIpsLocked(deps: WorkerDeps, allocationIds: string[]):
     privateIp: r.privateIp && r.vpcId && withGateway.has(r.vpcId) ? r.privateIp : null,
   }));
   const result = await deps.network.updateElasticIps(vpcTableName(settings.prefix), changes);
-  if (settings.uplink && result.changed.length)
-    announceInBackground(deps, settings.uplink, result.changed);
+  const uplink =
+    settings.uplink !== null && (await linkExists(settings.uplink)) ? settings.uplink : null;
+  if (!uplink || !result.changed.length) return;
+  // An address associated right after its allocation may not be on the uplink yet (the
+  // allocation's converge is still to come): put it there now (it is held in nft already).
+  const onUplink: string[] = [];
+  for (const c of changes) {
+    if (c.privateIp === null || !result.changed.includes(c.publicIp)) continue;
+    try {
+      await deps.network.ensureElasticIpAddress({
+        uplink,
+        publicIp: c.publicIp,
+        prefix: settings.prefix,
+      });
+      onUplink.push(c.publicIp);
+    } catch (e) {
+      deps.log(`network: putting ${c.publicIp} on ${uplink}: ${messageOf(e)}`);
+    }
+  }
+  if (onUplink.length) announceInBackground(deps, uplink, onUplink);
 }
 
 /** Gratuitous ARPs (arping waits ~1 s for replies): never in the job's way, errors logged. */
