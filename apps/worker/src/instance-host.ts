@@ -7,7 +7,7 @@ import { removePath } from '@minicloud/host';
 import type { DomainSpec } from '@minicloud/hypervisor';
 import type { Image, Instance } from '@prisma/client';
 import type { WorkerDeps } from './context.js';
-import { ensureInstancePort, syncVpcReservations } from './network-host.js';
+import { ensureInstanceNetwork, ensureInstancePort, syncVpcReservations } from './network-host.js';
 import type { Revert } from './revert.js';
 import { upsertSecurityPort } from './security-group-host.js';
 import { attachedVolumes, diskFor, driverFor, ensureVolume } from './volume-host.js';
@@ -99,14 +99,14 @@ export async function bringUp(
       }),
     );
   const port = async () => {
-    const spec = await ensureInstancePort(deps, {
-      vpcId: instance.vpcId,
-      tap: l.tap,
-      mac: instance.macAddress,
-    });
-    await syncVpcReservations(deps, instance.vpcId, spec);
-    // The tables drop what an unknown tap sends: the port is known before the guest starts.
-    await upsertSecurityPort(deps, instance.id);
+    // The VPC exists first; then the tap, the DHCP reservation and the security-group port
+    // (the tables drop what an unknown tap sends) are independent: made at the same time.
+    const spec = await ensureInstanceNetwork(deps, instance.vpcId);
+    await Promise.all([
+      ensureInstancePort(deps, { vpcId: instance.vpcId, tap: l.tap, mac: instance.macAddress }),
+      syncVpcReservations(deps, instance.vpcId, spec),
+      upsertSecurityPort(deps, instance.id),
+    ]);
   };
   // Disk, seed and port do not depend on each other: make them at the same time.
   const results = await Promise.allSettled([volumes(), seed(), port()]);

@@ -109,21 +109,64 @@ export function applySecurityGroupsNow(deps: WorkerDeps) {
 }
 
 /**
- * The instance's port with its groups, before its guest starts (a tap the tables do not know
- * gets nothing through). One small element update; the whole model when the tables do not know
- * the port's bridge or groups yet (or do not exist).
+ * Calls that arrive while a flush runs are served together by the next flush: many launches at
+ * once become one nft transaction instead of one each.
  */
-export async function upsertSecurityPort(deps: WorkerDeps, instanceId: string): Promise<void> {
+function coalescing(flush: (keys: string[]) => Promise<void>): (key: string) => Promise<void> {
+  let queue: { key: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
+  let running = false;
+  const pump = async () => {
+    running = true;
+    while (queue.length) {
+      const batch = queue;
+      queue = [];
+      try {
+        await flush([...new Set(batch.map((b) => b.key))]);
+        for (const b of batch) b.resolve();
+      } catch (e) {
+        for (const b of batch) b.reject(e);
+      }
+    }
+    running = false;
+  };
+  return (key) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ key, resolve, reject });
+      if (!running) void pump();
+    });
+}
+
+const portUpserts = new WeakMap<object, (instanceId: string) => Promise<void>>();
+
+/**
+ * The instance's port with its groups, before its guest starts (a tap the tables do not know
+ * gets nothing through). One small element update for all launches in flight; the whole model
+ * when the tables do not know a port's bridge or groups yet (or do not exist).
+ */
+export function upsertSecurityPort(deps: WorkerDeps, instanceId: string): Promise<void> {
+  let upsert = portUpserts.get(deps.network);
+  if (!upsert) {
+    upsert = coalescing((ids) => upsertPorts(deps, ids));
+    portUpserts.set(deps.network, upsert);
+  }
+  return upsert(instanceId);
+}
+
+async function upsertPorts(deps: WorkerDeps, instanceIds: string[]): Promise<void> {
   const fallback = await deps.locks.run(LOCK, async () => {
-    const i = await deps.db.instance.findUnique({
-      where: { id: instanceId },
+    const rows = await deps.db.instance.findMany({
+      where: { id: { in: instanceIds } },
       select: instanceSelect,
     });
-    if (!i) return false;
-    const port = portModel(deps, i, new Set([i.vpcId]));
-    if (!port) throw new Error(`instance ${instanceId} has no address or security group`);
+    const ports = rows.flatMap((i) => {
+      const port = portModel(deps, i, new Set([i.vpcId]));
+      // Without a group nothing gets through its tap: the safe side.
+      if (!port) deps.log(`security groups: ${i.id} has no address or group; its port stays shut`);
+      return port ? [port] : [];
+    });
+    if (!ports.length) return false;
     try {
-      await deps.network.updateSecurityGroups(deps.settings.prefix, { ports: [port] });
+      await deps.network.updateSecurityGroups(deps.settings.prefix, { ports });
       return false;
     } catch {
       return true;
