@@ -576,9 +576,16 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
         60_000,
       );
     }
-    const table = (await run('nft', ['list', 'table', 'ip', `${prefix}_vpc`])).stdout;
-    for (const gone of [vpcBridge(vpcA.vpcId), vpcBridge(vpcB.vpcId), eip.publicIp])
-      expect({ gone, inRuleset: table.includes(gone) }).toEqual({ gone, inRuleset: false });
+    // The converge removes the bridges first and applies the ruleset after them.
+    const stale = () => [vpcBridge(vpcA.vpcId), vpcBridge(vpcB.vpcId), eip.publicIp];
+    await until(
+      'the VPC ruleset no longer mentions the VPCs or the Elastic IP',
+      async () => {
+        const table = (await run('nft', ['list', 'table', 'ip', `${prefix}_vpc`])).stdout;
+        return stale().every((gone) => !table.includes(gone));
+      },
+      30_000,
+    );
     expect(await addressesOf(inet!.uplink)).toEqual([`${inet!.hostIp}/24`]);
   });
 

@@ -41,15 +41,34 @@ function parsePublicKey(material: string): { line: string; keyType: string } {
   return { line: `${type} ${body}`, keyType };
 }
 
+/**
+ * A new key pair in OpenSSH format. ssh2's generator writes an ed25519 key whose first byte is
+ * zero as 31 bytes (about 1 key in 256): such a key is unusable (ssh2 and OpenSSH refuse it),
+ * so every pair is parsed back and a bad one drawn again.
+ */
+export function generateKeyPair(keyType: 'ed25519' | 'rsa', comment: string) {
+  for (let attempt = 1; ; attempt++) {
+    const pair =
+      keyType === 'rsa'
+        ? utils.generateKeyPairSync('rsa', { bits: 3072, comment })
+        : utils.generateKeyPairSync('ed25519', { comment });
+    const priv = utils.parseKey(pair.private);
+    const pub = utils.parseKey(pair.public);
+    const ok =
+      !(priv instanceof Error) &&
+      !(pub instanceof Error) &&
+      (keyType === 'rsa' || pub.getPublicSSH().length === 51); // 4+11 (type) + 4+32 (key)
+    if (ok) return pair;
+    if (attempt >= 20) throw new Error(`could not generate a valid ${keyType} key pair`);
+  }
+}
+
 export class KeyPairService {
   constructor(private readonly ctx: ServiceContext) {}
 
   async create(keyName: string, keyType: 'ed25519' | 'rsa') {
     await this.assertFree(keyName);
-    const pair =
-      keyType === 'rsa'
-        ? utils.generateKeyPairSync('rsa', { bits: 3072, comment: keyName })
-        : utils.generateKeyPairSync('ed25519', { comment: keyName });
+    const pair = generateKeyPair(keyType, keyName);
     const publicLine = pair.public.trim().split(/\s+/).slice(0, 2).join(' ');
     const row = await this.insert(keyName, keyType, publicLine);
     // The private key is returned this once and never stored.
