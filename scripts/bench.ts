@@ -384,8 +384,8 @@ async function benchRuleset(script: string, label: string) {
 async function benchNetworkPath(rounds = 5) {
   const { createFakeInternet } = await import('../tests/support/fake-internet.js');
   const { testPrefix } = await import('../tests/support/api-harness.js');
-  const port = 7070;
-  const userData = `#!/bin/sh\nsetsid nc -ll -p ${port} -e cat /var/lib/cloud/data/instance-id </dev/null >/dev/null 2>&1 &\n`;
+  const { IDENTITY_PORT: port, identityUserData } =
+    await import('../tests/support/guest-identity.js');
   const prefix = testPrefix('mb');
   const inet = await createFakeInternet(prefix);
   let mc: MinicloudUnderTest | null = null;
@@ -411,7 +411,7 @@ async function benchNetworkPath(rounds = 5) {
       minCount: 2,
       maxCount: 2,
       securityGroupIds: [open.groupId],
-      userData: Buffer.from(userData).toString('base64'),
+      userData: identityUserData(),
     });
     const ids: string[] = launched.instances.map((i: any) => i.instanceId);
     for (const id of ids) await untilState(mc, id, 'running', 50);

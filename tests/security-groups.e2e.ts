@@ -9,6 +9,7 @@ import {
   type MinicloudUnderTest,
 } from './support/minicloud-process.js';
 import { sshExec, sshExecTimed, waitForSsh } from './support/ssh.js';
+import { IDENTITY_PORT, INSTANCE_ID_FILE, identityUserData } from './support/guest-identity.js';
 import { defaultImage, sleep, until } from './support/wait.js';
 
 /**
@@ -30,7 +31,6 @@ import { defaultImage, sleep, until } from './support/wait.js';
  * another guest (over SSH from the host, the guest's command is what is filtered).
  */
 
-const IDENTITY_PORT = 7070;
 const WHOAMI_PORT = 7777;
 /** Ports on the namespace's server for the spoofing step (one per attempt kind, see there). */
 const SPOOF_PORTS = {
@@ -40,13 +40,9 @@ const SPOOF_PORTS = {
   otherMac: 7784,
   afterMac: 7785,
 } as const;
-const INSTANCE_ID_FILE = '/var/lib/cloud/data/instance-id';
 // tcp_syn_retries=1: a blocked connection attempt in a guest gives up after ~3 s (not ~2 min),
 // so the probe loops below do not pile up processes.
-const USER_DATA = `#!/bin/sh
-sysctl -q -w net.ipv4.tcp_syn_retries=1
-setsid nc -ll -p ${IDENTITY_PORT} -e cat ${INSTANCE_ID_FILE} </dev/null >/dev/null 2>&1 &
-`;
+const USER_DATA = identityUserData(['sysctl -q -w net.ipv4.tcp_syn_retries=1']);
 
 interface Guest {
   name: 't' | 'x' | 'o';
@@ -374,7 +370,7 @@ describe('security groups: stateful per-instance firewalls on real guests', () =
         keyName: 'sg-key',
         subnetId: subnet.subnetId,
         securityGroupIds: [groupId],
-        userData: Buffer.from(USER_DATA).toString('base64'),
+        userData: USER_DATA,
         minCount: 1,
         maxCount: 1,
       });

@@ -9,6 +9,7 @@ import {
   type MinicloudUnderTest,
 } from './support/minicloud-process.js';
 import { sshExec, waitForSsh } from './support/ssh.js';
+import { IDENTITY_PORT, INSTANCE_ID_FILE, identityUserData } from './support/guest-identity.js';
 import { defaultImage, until } from './support/wait.js';
 
 /**
@@ -25,12 +26,7 @@ import { defaultImage, until } from './support/wait.js';
  * probe can tell which instance is behind an address.
  */
 
-const IDENTITY_PORT = 7070;
 const WHOAMI_PORT = 7777;
-const INSTANCE_ID_FILE = '/var/lib/cloud/data/instance-id';
-const USER_DATA = `#!/bin/sh
-setsid nc -ll -p ${IDENTITY_PORT} -e cat ${INSTANCE_ID_FILE} </dev/null >/dev/null 2>&1 &
-`;
 
 interface Guest {
   name: string;
@@ -270,7 +266,7 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
         instanceType: 't3.nano',
         keyName: 'vpc-key',
         subnetId,
-        userData: Buffer.from(USER_DATA).toString('base64'),
+        userData: identityUserData(),
         minCount: 1,
         maxCount: 1,
         ...extra,

@@ -103,7 +103,11 @@ export async function bringUp(
     // (the tables drop what an unknown tap sends) are independent: made at the same time.
     const spec = await ensureInstanceNetwork(deps, instance.vpcId);
     await Promise.all([
-      ensureInstancePort(deps, { vpcId: instance.vpcId, tap: l.tap, mac: instance.macAddress }),
+      ensureInstancePort(
+        deps,
+        { vpcId: instance.vpcId, tap: l.tap, mac: instance.macAddress },
+        spec,
+      ),
       syncVpcReservations(deps, instance.vpcId, spec),
       upsertSecurityPort(deps, instance.id),
     ]);

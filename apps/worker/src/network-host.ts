@@ -169,8 +169,9 @@ export async function ensureInstanceNetwork(
 export async function ensureInstancePort(
   deps: WorkerDeps,
   port: { vpcId: string; tap: string; mac: string },
+  knownSpec?: VpcNetworkSpec,
 ): Promise<VpcNetworkSpec> {
-  const spec = await ensureInstanceNetwork(deps, port.vpcId);
+  const spec = knownSpec ?? (await ensureInstanceNetwork(deps, port.vpcId));
   const attach = () =>
     deps.network.ensurePort({ bridge: spec.bridge, tap: port.tap, mac: port.mac });
   try {

@@ -177,7 +177,7 @@ async function readPublicAddresses(db: ServiceContext['db'], instanceIds: string
   return new Map(rows.map((r) => [r.instanceId!, r]));
 }
 
-function mappingsFromJson(list: BlockDeviceMappingView[]): BlockDeviceMappingView[] {
+function normalizedMappings(list: BlockDeviceMappingView[]): BlockDeviceMappingView[] {
   return list.map((m) => ({
     deviceName: m.deviceName,
     ebs: {
@@ -265,8 +265,6 @@ export class InstanceService {
     }
 
     const subnet = await this.launchSubnet(input.subnetId);
-    // Checked before anything is written (and again inside the launch transaction).
-    await db.$transaction((tx) => resolveInstanceGroups(tx, subnet.vpcId, input.securityGroupIds));
     if (input.privateIpAddress !== undefined && maxCount > 1) {
       throw new CloudError(
         'InvalidParameterCombination',
@@ -644,7 +642,7 @@ export class InstanceService {
         presentInstance(
           { ...r, launchTime: new Date(r.launchTime) },
           r.tags,
-          mappingsFromJson(r.mappings),
+          normalizedMappings(r.mappings),
           r.publicIp
             ? { publicIp: r.publicIp, id: r.allocationId!, associationId: r.associationId }
             : null,
