@@ -2,12 +2,11 @@ import { chmod, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { newId } from '@minicloud/domain';
+import { macForInstance, newId, vpcBridgeName } from '@minicloud/domain';
 import { run, removePath } from '@minicloud/host';
 import { buildDomainXml } from '@minicloud/hypervisor';
 import { buildSeedDocuments, writeSeedIso } from '@minicloud/cloudinit';
 import { ensureOverlay } from '@minicloud/storage';
-import { macForInstance, vpcBridgeName } from '@minicloud/network';
 import { startApiOnly } from '../tests/support/api-harness.js';
 import {
   startMinicloud,

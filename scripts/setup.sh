@@ -44,15 +44,15 @@ if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
   say "starting redis-server on 127.0.0.1:6379"
   mkdir -p /var/lib/minicloud-redis
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --dir /var/lib/minicloud-redis \
-    --save '' --appendonly no --logfile /var/log/minicloud-redis.log
+    --save '' --appendonly no --logfile /var/log/minicloud-redis.log 9>&-
   for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
-if ! pgrep -x virtlogd >/dev/null; then say "starting virtlogd"; virtlogd -d; fi
+if ! pgrep -x virtlogd >/dev/null; then say "starting virtlogd"; virtlogd -d 9>&-; fi
 if ! pgrep -x libvirtd >/dev/null; then
   # Under a child subreaper (tini -s): where PID 1 reaps orphans slowly (containers), every QEMU
   # exit otherwise leaves a zombie that libvirt waits ~1.7 s for on each stop or destroy.
   say "starting libvirtd"
-  setsid tini -s -- libvirtd </dev/null >>/var/log/minicloud-libvirtd.log 2>&1 &
+  setsid tini -s -- libvirtd </dev/null >>/var/log/minicloud-libvirtd.log 2>&1 9>&- &
 fi
 for _ in $(seq 100); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.1; done
 virsh -c qemu:///system version >/dev/null 2>&1 || die "libvirtd does not answer on qemu:///system"
@@ -62,3 +62,5 @@ export MINICLOUD_CACHE_DIR="${MINICLOUD_CACHE_DIR:-/var/cache/minicloud}"
 mkdir -p "$MINICLOUD_CACHE_DIR"
 bash scripts/build-test-image.sh "$MINICLOUD_CACHE_DIR/test-image.qcow2"
 export MINICLOUD_TEST_IMAGE="$MINICLOUD_CACHE_DIR/test-image.qcow2"
+# Release the set-up lock: run.sh and test.sh exec long-lived processes that must not hold it.
+exec 9>&-

@@ -1,3 +1,4 @@
+import { vpcBridgeName } from '@minicloud/domain';
 import { chmod, mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { loadConfig, ConfigError, type Config } from '@minicloud/config';
@@ -6,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { JobQueue, connectionFromUrl } from '@minicloud/queue';
 import { run } from '@minicloud/host';
 import { detectVirtType, LibvirtHypervisor } from '@minicloud/hypervisor';
-import { LinuxSecurityGroupDriver, vpcBridgeName } from '@minicloud/network';
+import { LinuxSecurityGroupDriver } from '@minicloud/network';
 import { FileVolumeDriver, ImageStore, LvmVolumeDriver } from '@minicloud/storage';
 import { createApiApp, ensureAdminKey } from '@minicloud/app-api';
 import { ImageService } from '@minicloud/app-api/images';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { domainName, tapName } from '@minicloud/domain';
+import { domainName, hostnameFor, tapName } from '@minicloud/domain';
 import { buildSeedDocuments, writeSeedIso } from '@minicloud/cloudinit';
 import { removePath } from '@minicloud/host';
 import type { DomainSpec } from '@minicloud/hypervisor';
@@ -53,10 +53,6 @@ export async function domainSpecFor(deps: WorkerDeps, instance: Instance): Promi
   };
 }
 
-function hostnameFor(instance: Instance): string {
-  return instance.privateIp ? `ip-${instance.privateIp.replaceAll('.', '-')}` : instance.id;
-}
-
 /**
  * Make every host object of an instance exist and its domain run. Each step is "ensure"-style
  * (safe to repeat after a crash) and registers its undo on `revert`.
@@ -92,7 +88,7 @@ export async function bringUp(
       l.seedIso,
       buildSeedDocuments({
         instanceId: instance.id,
-        hostname: hostnameFor(instance),
+        hostname: hostnameFor(instance.id, instance.privateIp),
         publicKeys: instance.publicKey ? [instance.publicKey] : [],
         userData: instance.userData ? Buffer.from(instance.userData, 'base64') : null,
         mac: instance.macAddress,

@@ -1,16 +1,20 @@
 import { access } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { defaultBridgeName, tapName } from '@minicloud/domain';
-import { UnrecoverableError } from '@minicloud/queue';
 import {
+  defaultBridgeName,
   defaultGateway,
+  hostnameFor,
   intToIp,
   ipToInt,
   natTableName,
   parseCidr,
-  planVpcRuleset,
+  tapName,
   vpcBridgeName,
   vpcTableName,
+} from '@minicloud/domain';
+import { UnrecoverableError } from '@minicloud/queue';
+import {
+  planVpcRuleset,
   type DhcpReservation,
   type ElasticIpModel,
   type EnsureNetworkResult,
@@ -210,7 +214,7 @@ export async function syncVpcReservations(
       out.push({
         mac: l.instance.macAddress,
         ip: l.ip,
-        hostname: `ip-${l.ip.replaceAll('.', '-')}`,
+        hostname: hostnameFor(l.instanceId, l.ip),
       });
     }
     return out;

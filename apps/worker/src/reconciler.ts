@@ -1,3 +1,4 @@
+import { jobIds } from '@minicloud/queue';
 import { readdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -133,23 +134,23 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
     const requeued =
       i.state === 'pending'
         ? i.actionSeq === 0
-          ? await deps.queue.ensureJob('instance.launch', { instanceId: i.id }, `${i.id}.launch`)
+          ? await deps.queue.ensureJob('instance.launch', { instanceId: i.id }, jobIds.launch(i.id))
           : await deps.queue.ensureJob(
               'instance.start',
               { instanceId: i.id },
-              `${i.id}.start.${i.actionSeq}`,
+              jobIds.instanceAction(i.id, 'start', i.actionSeq),
             )
         : i.state === 'stopping'
           ? await deps.queue.ensureJob(
               'instance.stop',
               { instanceId: i.id, force: false },
-              `${i.id}.stop.${i.actionSeq}`,
+              jobIds.instanceAction(i.id, 'stop', i.actionSeq),
             )
           : i.state === 'shutting-down'
             ? await deps.queue.ensureJob(
                 'instance.terminate',
                 { instanceId: i.id },
-                `${i.id}.terminate.${i.actionSeq}`,
+                jobIds.instanceAction(i.id, 'terminate', i.actionSeq),
               )
             : false;
     if (requeued) report.requeued.push(i.id);
@@ -160,8 +161,17 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   for (const image of pendingImages) {
     if (locks.isHeld(image.id)) continue;
     if (image.state === 'pending')
-      await deps.queue.ensureJob('image.import', { imageId: image.id }, `${image.id}.import`);
-    else await deps.queue.ensureJob('image.delete', { imageId: image.id }, `${image.id}.delete`);
+      await deps.queue.ensureJob(
+        'image.import',
+        { imageId: image.id },
+        jobIds.imageImport(image.id),
+      );
+    else
+      await deps.queue.ensureJob(
+        'image.delete',
+        { imageId: image.id },
+        jobIds.imageDelete(image.id),
+      );
   }
 
   // Volume work that was accepted but whose job was lost (or whose worker died mid-way).
@@ -181,21 +191,33 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
       continue;
     const seq = v.actionSeq;
     if (v.attachState === 'attaching')
-      await deps.queue.ensureJob('volume.attach', { volumeId: v.id }, `${v.id}.attach.${seq}`);
+      await deps.queue.ensureJob(
+        'volume.attach',
+        { volumeId: v.id },
+        jobIds.volumeAction(v.id, 'attach', seq),
+      );
     else if (v.attachState === 'detaching') {
       await deps.queue.ensureJob(
         'volume.detach',
         { volumeId: v.id, force: false },
-        `${v.id}.detach.${seq}`,
+        jobIds.volumeAction(v.id, 'detach', seq),
       );
     } else if (v.state === 'creating')
-      await deps.queue.ensureJob('volume.create', { volumeId: v.id }, `${v.id}.create`);
+      await deps.queue.ensureJob('volume.create', { volumeId: v.id }, jobIds.volumeCreate(v.id));
     else if (v.state === 'deleting')
-      await deps.queue.ensureJob('volume.delete', { volumeId: v.id }, `${v.id}.delete.${seq}`);
+      await deps.queue.ensureJob(
+        'volume.delete',
+        { volumeId: v.id },
+        jobIds.volumeAction(v.id, 'delete', seq),
+      );
   }
   for (const snap of await db.snapshot.findMany({ where: { state: 'pending', deletedAt: null } })) {
     if (!locks.isHeld(snap.volumeId))
-      await deps.queue.ensureJob('snapshot.create', { snapshotId: snap.id }, `${snap.id}.create`);
+      await deps.queue.ensureJob(
+        'snapshot.create',
+        { snapshotId: snap.id },
+        jobIds.snapshotCreate(snap.id),
+      );
   }
 
   // Volume and snapshot files that no row references (deleted, or from a crash before the row).

@@ -1,7 +1,5 @@
-import { tapName } from '@minicloud/domain';
+import { defaultGateway, tapName, vpcBridgeName } from '@minicloud/domain';
 import {
-  defaultGateway,
-  vpcBridgeName,
   type SecurityGroupNetworkModel,
   type SecurityGroupPortModel,
   type SecurityGroupRuleModel,

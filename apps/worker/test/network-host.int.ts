@@ -10,18 +10,21 @@
 import { access, chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { newId, tapName } from '@minicloud/domain';
+import {
+  intToIp,
+  macForInstance,
+  newId,
+  parseCidr,
+  tapName,
+  vpcBridgeName,
+  vpcTableName,
+} from '@minicloud/domain';
 import { run } from '@minicloud/host';
 import { LibvirtHypervisor } from '@minicloud/hypervisor';
 import {
   dnsmasqPaths,
-  intToIp,
   LinuxNetworkDriver,
   LinuxSecurityGroupDriver,
-  macForInstance,
-  parseCidr,
-  vpcBridgeName,
-  vpcTableName,
   type VpcNetworkModel,
 } from '@minicloud/network';
 import type { Db } from '@minicloud/db';

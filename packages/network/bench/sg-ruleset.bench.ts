@@ -15,14 +15,13 @@
  * ranges from CIDRs, icmp, other groups) and 5 outbound rules; each instance in its VPC's default
  * group and its application group, every third one also in the next application group.
  */
+import { intToIp, vpcBridgeName } from '@minicloud/domain';
 import { randomBytes } from 'node:crypto';
 import { run } from '@minicloud/host';
 import {
-  intToIp,
   LinuxSecurityGroupDriver,
   planSecurityGroups,
   renderSecurityGroupPlan,
-  vpcBridgeName,
   type SecurityGroupModel,
   type SecurityGroupNetworkModel,
   type SecurityGroupPortModel,

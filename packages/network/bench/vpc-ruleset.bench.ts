@@ -11,14 +11,13 @@
  * Instances do not appear in this ruleset (only the Elastic IPs pointing at them do), so the
  * instance count only shapes which private addresses the Elastic IPs map to.
  */
+import { intToIp, vpcBridgeName } from '@minicloud/domain';
 import { randomBytes } from 'node:crypto';
 import { run } from '@minicloud/host';
 import {
-  intToIp,
   LinuxVpcNetworkDriver,
   planVpcRuleset,
   renderVpcRulesetPlan,
-  vpcBridgeName,
   type ElasticIpModel,
   type VpcModel,
   type VpcNetworkModel,

@@ -1,8 +1,14 @@
+import {
+  assertBridgeName,
+  assertHostname,
+  assertIpv4,
+  invalid,
+  ipToInt,
+  normalizeMac,
+  parseCidr,
+  type CidrInput,
+} from '@minicloud/domain';
 import { join } from 'node:path';
-import { invalid } from './errors.js';
-import { assertIpv4, ipToInt, parseCidr, type CidrInput } from './ipam.js';
-import { normalizeMac } from './mac.js';
-import { assertBridgeName } from './naming.js';
 
 /**
  * Pure renderers for the one dnsmasq each network runs: its argv, its DHCP hosts file, and a
@@ -51,7 +57,6 @@ export function dnsmasqPaths(stateDir: string): DnsmasqPaths {
 const SAFE_PATH_RE = /^\/[A-Za-z0-9_./-]*$/;
 const LEASE_TIME_RE = /^(?:infinite|[1-9][0-9]*[smhdw]?)$/;
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
-const HOSTNAME_RE = new RegExp(`^${LABEL}$`);
 const DOMAIN_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
 
 /** An absolute path of plain characters (it goes into argv and into dnsmasq's option parser). */
@@ -63,17 +68,6 @@ export function assertSafePath(path: string, what = 'path'): string {
     );
   }
   return path;
-}
-
-/** One DNS label, lower case: what a guest's hostname may be. */
-export function assertHostname(hostname: string): string {
-  if (typeof hostname !== 'string' || !HOSTNAME_RE.test(hostname)) {
-    throw invalid(
-      'InvalidHostname',
-      `hostname must be one DNS label (a-z, 0-9, '-', at most 63 chars), got ${JSON.stringify(hostname)}`,
-    );
-  }
-  return hostname;
 }
 
 export function assertDomain(domain: string): string {

@@ -5,29 +5,6 @@ import { CloudError } from '@minicloud/domain';
  * one middleware; callers branch on `code` / `reason`, never on message text.
  */
 
-/** What exactly was invalid (stable, for tests and logs); the EC2 code is InvalidParameterValue. */
-export type NetworkValidationReason =
-  | 'InvalidIpAddress'
-  | 'InvalidCidr'
-  | 'InvalidMacAddress'
-  | 'InvalidHostname'
-  | 'InvalidInstanceId'
-  | 'InvalidName'
-  | 'InvalidPath'
-  | 'InvalidReservation'
-  | 'InvalidNetworkSpec';
-
-/** Bad input: a malformed CIDR, IP, MAC, name or spec. Never retry. */
-export class NetworkValidationError extends CloudError {
-  constructor(
-    readonly reason: NetworkValidationReason,
-    message: string,
-  ) {
-    super('InvalidParameterValue', message, 400);
-    this.name = 'NetworkValidationError';
-  }
-}
-
 export type NetworkDriverErrorCode =
   /** A link with our name exists but is of another kind (e.g. a veth where a tap should be). */
   | 'NetworkLinkConflict'
@@ -46,8 +23,4 @@ export class NetworkDriverError extends CloudError {
     super(code, message, 500);
     this.name = 'NetworkDriverError';
   }
-}
-
-export function invalid(reason: NetworkValidationReason, message: string): NetworkValidationError {
-  return new NetworkValidationError(reason, message);
 }

@@ -1,3 +1,17 @@
+import {
+  assertBridgeName,
+  assertForeignLinkName,
+  assertIpv4,
+  assertNamePrefix,
+  assertNftTableName,
+  assertTapName,
+  bridgeMacFor,
+  invalid,
+  normalizeMac,
+  parseCidr,
+  tapMacFor,
+  type ParsedCidr,
+} from '@minicloud/domain';
 import { access, chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
@@ -21,17 +35,8 @@ import {
   type DhcpReservation,
   type DnsmasqPaths,
 } from './dnsmasq.js';
-import { invalid, NetworkDriverError } from './errors.js';
-import { assertIpv4, parseCidr, type ParsedCidr } from './ipam.js';
-import { bridgeMacFor, normalizeMac, tapMacFor } from './mac.js';
+import { NetworkDriverError } from './errors.js';
 import { KeyedMutex } from './mutex.js';
-import {
-  assertBridgeName,
-  assertForeignLinkName,
-  assertNamePrefix,
-  assertNftTableName,
-  assertTapName,
-} from './naming.js';
 import {
   natChainNames,
   renderNatNetworkRemoval,

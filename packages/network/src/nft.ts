@@ -1,6 +1,10 @@
-import { invalid } from './errors.js';
-import { parseCidr } from './ipam.js';
-import { assertBridgeName, assertForeignLinkName, assertNftTableName } from './naming.js';
+import {
+  assertBridgeName,
+  assertForeignLinkName,
+  assertNftTableName,
+  invalid,
+  parseCidr,
+} from '@minicloud/domain';
 
 /**
  * Pure renderers of the nftables scripts (for `nft -f -`) that give each network its outbound

@@ -1,8 +1,8 @@
+import { assertNamePrefix } from '@minicloud/domain';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostCommandError } from '@minicloud/host';
 import { NetworkDriverError } from './errors.js';
-import { assertNamePrefix } from './naming.js';
 import {
   parseSecurityGroupState,
   planSecurityGroups,

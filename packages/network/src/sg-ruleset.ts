@@ -1,14 +1,17 @@
-import { NetworkValidationError, type NetworkValidationReason } from './errors.js';
-import { assertIpv4, ipToInt, parseCidr } from './ipam.js';
-import { normalizeMac } from './mac.js';
 import {
+  NetworkValidationError,
   assertBridgeName,
+  assertIpv4,
   assertNamePrefix,
   assertNftTableName,
   assertOwnLinkName,
   assertTapName,
   assertVpcId,
-} from './naming.js';
+  ipToInt,
+  normalizeMac,
+  parseCidr,
+  type NetworkValidationReason,
+} from '@minicloud/domain';
 
 /**
  * EC2 security groups of one host as ONE nft transaction over two tables, rendered by pure
@@ -134,7 +137,7 @@ export interface SecurityGroupNetworkModel {
   /**
    * Interfaces whose name starts with this are guest ports: one that is not in `ports` gets
    * nothing through (launch order: port in the model before the guest starts). Default
-   * <prefix>t (the tap naming of tapNameForInstance); null: only listed ports are checked.
+   * <prefix>t (the tap naming of tapName); null: only listed ports are checked.
    */
   tapPrefix?: string | null;
   bridges: readonly SecurityGroupBridgeModel[];

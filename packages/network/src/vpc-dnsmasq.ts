@@ -1,4 +1,11 @@
-import { invalid } from './errors.js';
+import {
+  assertBridgeName,
+  assertIpv4,
+  invalid,
+  ipToInt,
+  parseCidr,
+  type ParsedCidr,
+} from '@minicloud/domain';
 import {
   assertDomain,
   assertGatewayInside,
@@ -6,8 +13,6 @@ import {
   renderDhcpHosts,
   type DhcpReservation,
 } from './dnsmasq.js';
-import { assertIpv4, ipToInt, parseCidr, type ParsedCidr } from './ipam.js';
-import { assertBridgeName } from './naming.js';
 
 /**
  * Pure renderers for the one dnsmasq of a VPC. The VPC's bridge carries one router address per

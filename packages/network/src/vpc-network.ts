@@ -1,9 +1,21 @@
+import {
+  assertBridgeName,
+  assertForeignLinkName,
+  assertIpv4,
+  assertNamePrefix,
+  assertNftTableName,
+  bridgeMacFor,
+  cidrContains,
+  elasticIpLabel,
+  invalid,
+  normalizeMac,
+  parseCidr,
+} from '@minicloud/domain';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostCommandError, readFileIfExists, removePath, writeFileAtomic } from '@minicloud/host';
 import { assertSafePath, dnsmasqPaths, type DhcpReservation } from './dnsmasq.js';
-import { invalid, NetworkDriverError } from './errors.js';
-import { assertIpv4, cidrContains, parseCidr } from './ipam.js';
+import { NetworkDriverError } from './errors.js';
 import {
   LinuxNetworkDriver,
   type DnsmasqInstance,
@@ -15,14 +27,6 @@ import {
   type RemoveNetworkResult,
   type SetReservationsResult,
 } from './linux-network.js';
-import { bridgeMacFor, normalizeMac } from './mac.js';
-import {
-  assertBridgeName,
-  assertForeignLinkName,
-  assertNamePrefix,
-  assertNftTableName,
-  elasticIpLabel,
-} from './naming.js';
 import {
   checkVpcSubnets,
   renderVpcDhcpHosts,

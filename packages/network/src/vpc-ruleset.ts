@@ -1,11 +1,14 @@
-import { invalid } from './errors.js';
-import { assertIpv4, ipToInt, parseCidr, type ParsedCidr } from './ipam.js';
 import {
   assertBridgeName,
   assertForeignLinkName,
+  assertIpv4,
   assertNftTableName,
   assertVpcId,
-} from './naming.js';
+  invalid,
+  ipToInt,
+  parseCidr,
+  type ParsedCidr,
+} from '@minicloud/domain';
 import { assertGatewayInside } from './dnsmasq.js';
 
 /**

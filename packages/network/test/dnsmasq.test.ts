@@ -1,7 +1,7 @@
+import { NetworkValidationError } from '@minicloud/domain';
 import {
   conflictingLeases,
   dnsmasqPaths,
-  NetworkValidationError,
   parseDhcpLeases,
   removeLeaseLines,
   renderDhcpHosts,

@@ -2,11 +2,12 @@
  * Helpers for the network integration tests: real kernel objects, all named with a random
  * test prefix ('mtn' + 2 chars) so cleanup (and the "nothing leaked" checks) find exactly ours.
  */
+import { cidrsOverlap, intToIp, ipToInt } from '@minicloud/domain';
 import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { run, type RunResult } from '@minicloud/host';
-import { cidrsOverlap, intToIp, ipToInt, LinuxNetworkDriver } from '@minicloud/network';
+import { LinuxNetworkDriver } from '@minicloud/network';
 
 export const T = 60_000;
 

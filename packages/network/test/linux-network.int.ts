@@ -4,18 +4,20 @@
  * Host-only networks here (no uplink, ip_forward untouched); NAT is in nat.int.ts.
  * Needs root, iproute2, dnsmasq-base, nftables, busybox-static (dnsmasq-utils optional).
  */
-import { readFile, rm, stat } from 'node:fs/promises';
-import { run } from '@minicloud/host';
 import {
   allocateAddress,
   bridgeMacFor,
-  dnsmasqPaths,
   intToIp,
-  LinuxNetworkDriver,
   macForInstance,
   parseCidr,
+  tapName,
+} from '@minicloud/domain';
+import { readFile, rm, stat } from 'node:fs/promises';
+import { run } from '@minicloud/host';
+import {
+  dnsmasqPaths,
+  LinuxNetworkDriver,
   renderNatRuleset,
-  tapNameForInstance,
   type BridgeNetworkSpec,
   type DhcpReservation,
 } from '@minicloud/network';
@@ -211,7 +213,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
   test(
     'ensurePort: a persistent tap on the bridge, idempotent, repaired, removed',
     async () => {
-      const tap = tapNameForInstance(P, 'i-0123456789abcdef0');
+      const tap = tapName(P, 'i-0123456789abcdef0');
       const mac = macForInstance('i-0123456789abcdef0');
       expect(await driver.ensurePort({ bridge: spec.bridge, tap, mac })).toEqual({
         created: true,
@@ -346,7 +348,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
         ids.map(async (id, i) => {
           await driver.ensurePort({
             bridge: spec.bridge,
-            tap: tapNameForInstance(P, id),
+            tap: tapName(P, id),
             mac: macForInstance(id),
           });
           // each launch reads the network's full set when it calls (its own row committed)
@@ -358,7 +360,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       expect(hosts.trim().split('\n')).toHaveLength(21);
       const links = await driver.listOwnedLinks(P);
       for (const id of ids) {
-        expect(links.find((l) => l.name === tapNameForInstance(P, id))).toMatchObject({
+        expect(links.find((l) => l.name === tapName(P, id))).toMatchObject({
           master: spec.bridge,
           up: true,
         });
@@ -367,7 +369,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       const reloads = (logAfter.slice(logBefore.length).match(/read .*dhcp-hosts/g) ?? []).length;
       expect(reloads).toBeGreaterThanOrEqual(1);
       expect(reloads).toBeLessThan(20); // coalesced
-      for (const id of ids) await driver.removePort(tapNameForInstance(P, id));
+      for (const id of ids) await driver.removePort(tapName(P, id));
     },
     T,
   );
@@ -397,7 +399,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
           db.push({ mac: macForInstance(id), ip: ipx }); // "commit"
           await driver.ensurePort({
             bridge: spec.bridge,
-            tap: tapNameForInstance(P, id),
+            tap: tapName(P, id),
             mac: macForInstance(id),
           });
           await driver.syncReservations(spec, load);
@@ -406,7 +408,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       const hosts = await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8');
       expect(hosts.trim().split('\n')).toHaveLength(21);
       expect(loads).toBeLessThan(20);
-      for (const id of ids) await driver.removePort(tapNameForInstance(P, id));
+      for (const id of ids) await driver.removePort(tapName(P, id));
     },
     T,
   );
@@ -426,7 +428,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
         const ipx = allocateAddress(net, taken, { reserved: [spec.gatewayIp] })!;
         taken.add(ipx);
         reservations.push({ mac: macForInstance(id), ip: ipx });
-        const tap = tapNameForInstance(P, id);
+        const tap = tapName(P, id);
         taps.push(tap);
         const t0 = performance.now();
         await driver.ensurePort({ bridge: spec.bridge, tap, mac: macForInstance(id) });
@@ -453,7 +455,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
   test(
     'removeNetwork leaves no bridge, tap, dnsmasq, nft table or state directory; a second call is a no-op',
     async () => {
-      const tap = tapNameForInstance(P, 'i-0fedcba9876543210');
+      const tap = tapName(P, 'i-0fedcba9876543210');
       await driver.ensurePort({ bridge: spec.bridge, tap }); // still attached: removeNetwork takes it too
       const r = await driver.removeNetwork(spec);
       expect(r.removed).toEqual(

@@ -1,3 +1,4 @@
+import { NetworkValidationError } from '@minicloud/domain';
 import { chmod, mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +7,6 @@ import {
   dnsmasqPaths,
   LinuxNetworkDriver,
   NetworkDriverError,
-  NetworkValidationError,
   renderDnsmasqArgs,
   type BridgeNetworkSpec,
 } from '@minicloud/network';

@@ -3,9 +3,10 @@
  * behind a veth pair (198.18.x.0/30, RFC 2544 benchmark space): nothing leaves this machine and
  * eth0 and the host's own nft tables are never touched. ip_forward is restored afterwards.
  */
+import { parseCidr } from '@minicloud/domain';
 import { rm } from 'node:fs/promises';
 import { run } from '@minicloud/host';
-import { LinuxNetworkDriver, parseCidr, type BridgeNetworkSpec } from '@minicloud/network';
+import { LinuxNetworkDriver, type BridgeNetworkSpec } from '@minicloud/network';
 import {
   addNamespaceWithVeth,
   dhcp,

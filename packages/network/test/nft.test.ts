@@ -1,6 +1,6 @@
+import { NetworkValidationError } from '@minicloud/domain';
 import {
   natChainNames,
-  NetworkValidationError,
   renderNatNetworkRemoval,
   renderNatNetworkUpdate,
   renderNatRuleset,

@@ -1,5 +1,5 @@
+import { NetworkValidationError } from '@minicloud/domain';
 import {
-  NetworkValidationError,
   parseSecurityGroupState,
   planSecurityGroups,
   planSecurityGroupUpdate,

@@ -13,21 +13,18 @@
  *
  * Not safe to run concurrently with nat.int.ts / vpc.int.ts (all write net.ipv4.ip_forward).
  */
+import { intToIp, ipToInt, parseCidr, vpcBridgeName } from '@minicloud/domain';
 import { closeSync, openSync } from 'node:fs';
 import { rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { run, startDetached } from '@minicloud/host';
 import {
-  intToIp,
-  ipToInt,
   LinuxSecurityGroupDriver,
-  parseCidr,
   planSecurityGroups,
   securityGroupStateFromPlan,
   sgBridgeTableName,
   sgTableName,
-  vpcBridgeName,
   type SecurityGroupModel,
   type SecurityGroupNetworkModel,
   type SecurityGroupState,

@@ -5,10 +5,11 @@
  * domain has no disk and its CPU is never started; what is checked is that the device opens,
  * gets carrier and vnet_hdr, and that the tap outlives the domain still attached to the bridge.
  */
+import { macForInstance, tapName } from '@minicloud/domain';
 import { writeFile, rm, readFile } from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
 import { run, startDetached } from '@minicloud/host';
-import { LinuxNetworkDriver, macForInstance, tapNameForInstance } from '@minicloud/network';
+import { LinuxNetworkDriver } from '@minicloud/network';
 import { freeBlocks, ip, leftovers, stateRoot, sweep, T, testPrefix } from './int-helpers.js';
 
 const P = testPrefix();
@@ -83,7 +84,7 @@ describe(`taps made by ensurePort work with QEMU and libvirt (prefix ${P})`, () 
     'QEMU opens the tap (-netdev tap, virtio-net): carrier and vnet_hdr',
     async () => {
       const id = 'i-00000000000000a01';
-      const tap = tapNameForInstance(P, id);
+      const tap = tapName(P, id);
       await driver.ensurePort({ bridge, tap, mac: macForInstance(id) });
       expect((await tapInfo(tap)).flags).not.toContain('LOWER_UP'); // nobody has it open yet
 
@@ -141,7 +142,7 @@ describe(`taps made by ensurePort work with QEMU and libvirt (prefix ${P})`, () 
         return;
       }
       const id = 'i-00000000000000a02';
-      const tap = tapNameForInstance(P, id);
+      const tap = tapName(P, id);
       await driver.ensurePort({ bridge, tap, mac: macForInstance(id) });
       const xml = `<domain type='qemu'>
   <name>${DOMAIN}</name>

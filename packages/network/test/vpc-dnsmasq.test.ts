@@ -1,6 +1,6 @@
+import { NetworkValidationError } from '@minicloud/domain';
 import {
   dnsmasqPaths,
-  NetworkValidationError,
   renderVpcDhcpHosts,
   renderVpcDnsmasqArgs,
   type VpcDnsmasqSpec,

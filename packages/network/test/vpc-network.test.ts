@@ -1,8 +1,8 @@
+import { NetworkValidationError } from '@minicloud/domain';
 import { HostCommandError, type CommandRunner, type RunResult } from '@minicloud/host';
 import {
   LinuxVpcNetworkDriver,
   NetworkDriverError,
-  NetworkValidationError,
   type VpcNetworkModel,
 } from '@minicloud/network';
 

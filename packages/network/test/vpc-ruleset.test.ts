@@ -1,6 +1,6 @@
+import { NetworkValidationError } from '@minicloud/domain';
 import {
   emptyEipMaps,
-  NetworkValidationError,
   parseEipMaps,
   planEipMapUpdate,
   planVpcRuleset,

@@ -7,18 +7,20 @@
  *
  * Not safe to run concurrently with nat.int.ts (both write net.ipv4.ip_forward): use --runInBand.
  */
+import {
+  elasticIpLabel,
+  intToIp,
+  ipToInt,
+  parseCidr,
+  vpcBridgeName,
+  vpcTableName,
+} from '@minicloud/domain';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { HostCommandError, run, startDetached } from '@minicloud/host';
 import {
-  elasticIpLabel,
-  intToIp,
-  ipToInt,
   LinuxVpcNetworkDriver,
-  parseCidr,
-  vpcBridgeName,
-  vpcTableName,
   type VpcNetworkModel,
   type VpcNetworkSpec,
 } from '@minicloud/network';

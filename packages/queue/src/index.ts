@@ -1,4 +1,5 @@
 import { Queue, Worker, UnrecoverableError, type Job, type ConnectionOptions } from 'bullmq';
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
 export { UnrecoverableError };
@@ -31,6 +32,34 @@ export const jobPayloads = {
 } as const;
 
 export type JobName = keyof typeof jobPayloads;
+
+/**
+ * Every job id, built here and only here. A job id names one piece of work: enqueuing the same
+ * id twice while the first exists is a no-op, which is what makes "never launch twice" hold, so
+ * the API and the reconciler must derive exactly the same id for the same work.
+ */
+export const jobIds = {
+  launch: (instanceId: string) => `${instanceId}.launch`,
+  /** One lifecycle action of an instance, numbered by its actionSeq. */
+  instanceAction: (
+    instanceId: string,
+    action: 'start' | 'stop' | 'reboot' | 'terminate',
+    actionSeq: number,
+  ) => `${instanceId}.${action}.${actionSeq}`,
+  imageImport: (imageId: string) => `${imageId}.import`,
+  imageDelete: (imageId: string) => `${imageId}.delete`,
+  volumeCreate: (volumeId: string) => `${volumeId}.create`,
+  /** One action on a volume, numbered by its actionSeq. */
+  volumeAction: (
+    volumeId: string,
+    action: 'delete' | 'attach' | 'detach' | 'resize',
+    actionSeq: number,
+  ) => `${volumeId}.${action}.${actionSeq}`,
+  snapshotCreate: (snapshotId: string) => `${snapshotId}.create`,
+  snapshotDelete: (snapshotId: string) => `${snapshotId}.delete`,
+  /** Network applies are not deduplicated: each carries its own reason and Elastic IPs. */
+  networkApply: () => `network.${randomUUID()}`,
+} as const;
 export type JobPayload<N extends JobName> = z.infer<(typeof jobPayloads)[N]>;
 
 const QUEUE_OF: Record<JobName, QueueName> = {

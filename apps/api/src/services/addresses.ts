@@ -1,6 +1,5 @@
-import { CloudError, errors, newId } from '@minicloud/domain';
+import { CloudError, errors, ipToInt, isIpv4, newId } from '@minicloud/domain';
 import { isUniqueViolation, type Tx } from '@minicloud/db';
-import { ipToInt, isIpv4 } from '@minicloud/network';
 import type { ElasticIp, PublicIpv4Pool } from '@prisma/client';
 import type { ServiceContext } from './context.js';
 import { requestNetworkApply } from './networks.js';

@@ -1,3 +1,4 @@
+import { jobIds } from '@minicloud/queue';
 import { resolve } from 'node:path';
 import { CloudError, errors, newId } from '@minicloud/domain';
 import type { Image } from '@prisma/client';
@@ -65,7 +66,7 @@ export class ImageService {
         isDefault: input.isDefault ?? false,
       },
     });
-    await queue.enqueue('image.import', { imageId: image.id }, `${image.id}.import`);
+    await queue.enqueue('image.import', { imageId: image.id }, jobIds.imageImport(image.id));
     return presentImage(image);
   }
 
@@ -105,7 +106,7 @@ export class ImageService {
       );
     }
     await db.image.update({ where: { id: imageId }, data: { state: 'deregistering' } });
-    await queue.enqueue('image.delete', { imageId }, `${imageId}.delete`);
+    await queue.enqueue('image.delete', { imageId }, jobIds.imageDelete(imageId));
     return { imageId, state: 'deregistering' };
   }
 }

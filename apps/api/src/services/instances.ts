@@ -1,20 +1,21 @@
+import { jobIds } from '@minicloud/queue';
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   CloudError,
-  ROOT_DEVICE_NAME,
   diskTargetForDevice,
   errors,
-  isInstanceState,
-  newId,
-  planTransition,
-  stateOf,
   type InstanceAction,
   type InstanceState,
+  isInstanceState,
+  macForInstance,
+  newId,
+  planTransition,
+  ROOT_DEVICE_NAME,
+  stateOf,
 } from '@minicloud/domain';
 import { isUniqueViolation, type Tx } from '@minicloud/db';
-import { macForInstance } from '@minicloud/network';
 import type { RunInstancesInput } from '@minicloud/contracts';
 import type { ElasticIp, Instance, Subnet } from '@prisma/client';
 import type { ServiceContext } from './context.js';
@@ -535,7 +536,7 @@ export class InstanceService {
       'instance.launch',
       instances
         .filter((i) => i.state === 'pending' && i.actionSeq === 0)
-        .map((i) => ({ payload: { instanceId: i.id }, jobId: launchJobId(i.id) })),
+        .map((i) => ({ payload: { instanceId: i.id }, jobId: jobIds.launch(i.id) })),
     );
     const ids = instances.map((i) => i.id);
     const [tags, mappings, addresses, groups] = await Promise.all([
@@ -694,7 +695,7 @@ export class InstanceService {
         `The instance '${instanceId}' changed state concurrently; try again.`,
       );
     }
-    const jobId = `${instanceId}.${action}.${seq}`;
+    const jobId = jobIds.instanceAction(instanceId, action, seq);
     if (action === 'stop') {
       await queue.enqueue('instance.stop', { instanceId, force: options.force ?? false }, jobId);
     } else {
@@ -724,8 +725,6 @@ export class InstanceService {
     return { instanceId, timestamp: new Date().toISOString(), output: output.toString('base64') };
   }
 }
-
-export const launchJobId = (instanceId: string) => `${instanceId}.launch`;
 
 const instanceNotFound = (id: string) =>
   errors.notFound('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist.`);

@@ -1,15 +1,16 @@
-import { CloudError, errors } from '@minicloud/domain';
 import {
   addressAvailability,
   allocateAddress,
+  CloudError,
   countAvailable,
   ec2ReservedAddresses,
+  errors,
   intToIp,
   ipToInt,
   isIpv4,
   parseCidr,
   type ParsedCidr,
-} from '@minicloud/network';
+} from '@minicloud/domain';
 
 /** The pure rules of the VPC address plan, with EC2's error codes. */
 

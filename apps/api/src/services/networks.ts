@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { jobIds } from '@minicloud/queue';
 import { CloudError, errors, newId } from '@minicloud/domain';
 import { isUniqueViolation, type Tx } from '@minicloud/db';
 import type { InternetGateway, Subnet, Vpc } from '@prisma/client';
@@ -78,7 +78,7 @@ export async function requestNetworkApply(
   await ctx.queue.enqueue(
     'network.apply',
     { reason, ...(elasticIpIds?.length ? { elasticIpIds } : {}), ...(scope ? { scope } : {}) },
-    `network.${randomUUID()}`,
+    jobIds.networkApply(),
   );
 }
 

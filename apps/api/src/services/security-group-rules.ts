@@ -1,5 +1,4 @@
-import { CloudError, errors } from '@minicloud/domain';
-import { parseCidr } from '@minicloud/network';
+import { CloudError, errors, parseCidr } from '@minicloud/domain';
 import type { SecurityGroupRuleInputType } from '@minicloud/contracts';
 
 /** The pure rules of security-group permissions, with EC2's error codes. */

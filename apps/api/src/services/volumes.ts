@@ -1,3 +1,4 @@
+import { jobIds } from '@minicloud/queue';
 import {
   CloudError,
   ROOT_DEVICE_NAME,
@@ -116,7 +117,7 @@ export class VolumeService {
       await writeTags(tx, id, input.tags);
       return v;
     });
-    await this.ctx.queue.enqueue('volume.create', { volumeId: id }, `${id}.create`);
+    await this.ctx.queue.enqueue('volume.create', { volumeId: id }, jobIds.volumeCreate(id));
     return presentVolume(volume, tagList(input.tags));
   }
 
@@ -172,7 +173,11 @@ export class VolumeService {
       throw new CloudError('IncorrectState', `The volume '${volumeId}' is ${v.state}.`, 409);
     }
     const seq = await this.guardedUpdate(v, { state: 'deleting' });
-    await this.ctx.queue.enqueue('volume.delete', { volumeId }, `${volumeId}.delete.${seq}`);
+    await this.ctx.queue.enqueue(
+      'volume.delete',
+      { volumeId },
+      jobIds.volumeAction(volumeId, 'delete', seq),
+    );
     return presentVolume({ ...v, state: 'deleting' });
   }
 
@@ -218,7 +223,11 @@ export class VolumeService {
       }
       throw e;
     }
-    await this.ctx.queue.enqueue('volume.attach', { volumeId }, `${volumeId}.attach.${seq}`);
+    await this.ctx.queue.enqueue(
+      'volume.attach',
+      { volumeId },
+      jobIds.volumeAction(volumeId, 'attach', seq),
+    );
     return { volumeId, instanceId, device, state: 'attaching' };
   }
 
@@ -245,7 +254,11 @@ export class VolumeService {
       throw new CloudError('IncorrectState', `The volume '${volumeId}' is ${v.attachState}.`, 409);
     }
     const seq = await this.guardedUpdate(v, { attachState: 'detaching' });
-    await this.ctx.queue.enqueue('volume.detach', { volumeId, force }, `${volumeId}.detach.${seq}`);
+    await this.ctx.queue.enqueue(
+      'volume.detach',
+      { volumeId, force },
+      jobIds.volumeAction(volumeId, 'detach', seq),
+    );
     return { volumeId, instanceId: v.instanceId, device: v.device, state: 'detaching' };
   }
 
@@ -276,7 +289,7 @@ export class VolumeService {
     await this.ctx.queue.enqueue(
       'volume.resize',
       { volumeId, sizeGiB: size },
-      `${volumeId}.resize.${seq}`,
+      jobIds.volumeAction(volumeId, 'resize', seq),
     );
     return { ...presentVolume(v), modificationState: 'modifying', targetSize: size };
   }
@@ -301,7 +314,7 @@ export class VolumeService {
       await writeTags(tx, id, tags);
       return s;
     });
-    await this.ctx.queue.enqueue('snapshot.create', { snapshotId: id }, `${id}.create`);
+    await this.ctx.queue.enqueue('snapshot.create', { snapshotId: id }, jobIds.snapshotCreate(id));
     return presentSnapshot(snap);
   }
 
@@ -328,7 +341,11 @@ export class VolumeService {
       where: { id: snapshotId },
       data: { deletedAt: new Date() },
     });
-    await this.ctx.queue.enqueue('snapshot.delete', { snapshotId }, `${snapshotId}.delete`);
+    await this.ctx.queue.enqueue(
+      'snapshot.delete',
+      { snapshotId },
+      jobIds.snapshotDelete(snapshotId),
+    );
     return { snapshotId, deleted: true };
   }
 }

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { jobIds } from '@minicloud/queue';
 import type { WorkerDeps } from '../context.js';
 import { removeSecurityPort } from '../security-group-host.js';
 import { tearDown } from '../instance-host.js';
@@ -41,7 +41,7 @@ export async function finishTermination(
     } catch (e) {
       deps.log(`network after terminating ${instanceId}: ${(e as Error).message}`);
       await deps.queue
-        .enqueue('network.apply', { reason: `terminate ${instanceId}` }, `network.${randomUUID()}`)
+        .enqueue('network.apply', { reason: `terminate ${instanceId}` }, jobIds.networkApply())
         .catch((err: unknown) => deps.log(`enqueue network.apply: ${String(err)}`));
     }
   }

@@ -9,11 +9,11 @@ import {
   NetworkValidationError,
   normalizeMac,
   tapMacFor,
-  tapNameForInstance,
+  tapName,
+  defaultBridgeName,
   vpcBridgeName,
   vpcTableName,
-} from '@minicloud/network';
-import { defaultBridgeName, tapName } from '@minicloud/domain';
+} from '../src/index.js';
 
 const ID = 'i-0123456789abcdef0';
 
@@ -71,10 +71,10 @@ describe('MAC helpers', () => {
 
 describe('names', () => {
   test('tap names agree with @minicloud/domain and fit IFNAMSIZ', () => {
-    expect(tapNameForInstance('mc', ID)).toBe('mct012345678');
-    expect(tapNameForInstance('abcde', ID)).toBe('abcdet012345678');
-    expect(tapNameForInstance('abcde', ID).length).toBe(15);
-    expect(tapNameForInstance('mc', ID)).toBe(tapName('mc', ID));
+    expect(tapName('mc', ID)).toBe('mct012345678');
+    expect(tapName('abcde', ID)).toBe('abcdet012345678');
+    expect(tapName('abcde', ID).length).toBe(15);
+    expect(tapName('mc', ID)).toBe(tapName('mc', ID));
   });
   test('bridge names agree with @minicloud/domain', () => {
     expect(bridgeNameFor('mc', '0')).toBe('mcbr0');
@@ -89,7 +89,7 @@ describe('names', () => {
   });
   test.each(['m', 'abcdef', '1ab', 'Ab', 'a-b', 'a_b', ''])('rejects prefix %j', (bad) => {
     expect(() => natTableName(bad)).toThrow(NetworkValidationError);
-    expect(() => tapNameForInstance(bad, ID)).toThrow(NetworkValidationError);
+    expect(() => tapName(bad, ID)).toThrow(NetworkValidationError);
     expect(() => bridgeNameFor(bad, '0')).toThrow(NetworkValidationError);
   });
   test('foreign (uplink) names', () => {

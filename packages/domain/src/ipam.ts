@@ -1,4 +1,4 @@
-import { invalid } from './errors.js';
+import { invalid } from './validation.js';
 
 /**
  * Pure IPv4 helpers and address allocation. No I/O: the database is the source of truth for

@@ -14,7 +14,7 @@ import {
   isIpv4,
   NetworkValidationError,
   parseCidr,
-} from '@minicloud/network';
+} from '../src/index.js';
 
 describe('IPv4 parsing', () => {
   test.each([

@@ -1,11 +1,11 @@
-import { invalid } from './errors.js';
+import { invalid } from './validation.js';
 import { assertInstanceId } from './mac.js';
 
 /**
  * Names of the host objects this package creates. Everything starts with the deployment's
  * prefix (2-5 chars, [a-z][a-z0-9]*) so the reconciler and the tests find exactly what is ours.
  *   bridge  <prefix>br<suffix>        e.g. mcbr0
- *   tap     <prefix>t<9 hex of id>    e.g. mct0a1b2c3d4   (as @minicloud/domain tapName)
+ *   tap     <prefix>t<9 hex of id>    e.g. mct0a1b2c3d4  
  *   nft     <prefix>_nat              e.g. mc_nat
  *   VPC     <prefix>v<9 hex of id>    e.g. mcv0a1b2c3d4   (one bridge per VPC)
  *   nft     <prefix>_vpc              e.g. mc_vpc         (NAT, Elastic IPs, VPC isolation)
@@ -17,8 +17,7 @@ export const MAX_IFNAME_LENGTH = 15;
 const OWN_LINK_RE = /^[a-z0-9]{1,15}$/;
 /** Names of links we do not own but reference (the uplink): what the kernel accepts, minus oddities. */
 const FOREIGN_LINK_RE = /^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,14}$/;
-/** Same rule as @minicloud/domain NAME_PREFIX. */
-const NAME_PREFIX = /^[a-z][a-z0-9]{1,4}$/;
+export const NAME_PREFIX = /^[a-z][a-z0-9]{1,4}$/;
 const NFT_TABLE_RE = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 
 export function assertNamePrefix(prefix: string): string {
@@ -71,7 +70,7 @@ export function assertNftTableName(name: string): string {
   return name;
 }
 
-/** `${prefix}br${suffix}`; bridgeNameFor(p, '0') equals @minicloud/domain defaultBridgeName(p). */
+/** `${prefix}br${suffix}`. */
 export function bridgeNameFor(prefix: string, suffix: string): string {
   assertNamePrefix(prefix);
   if (typeof suffix !== 'string' || !/^[a-z0-9]+$/.test(suffix)) {
@@ -88,7 +87,7 @@ export function bridgeNameFor(prefix: string, suffix: string): string {
 }
 
 /** prefix + 't' + the first 9 hex digits of the instance id (at most 15 characters). */
-export function tapNameForInstance(prefix: string, instanceId: string): string {
+export function tapName(prefix: string, instanceId: string): string {
   assertNamePrefix(prefix);
   assertInstanceId(instanceId);
   return `${prefix}t${instanceId.slice(2, 11)}`;
@@ -138,4 +137,37 @@ export function elasticIpLabel(uplink: string, prefix: string): string | null {
   assertNamePrefix(prefix);
   const label = `${uplink}:${prefix}`;
   return label.length <= MAX_IFNAME_LENGTH ? label : null;
+}
+
+/** The pre-VPC bridge (`<prefix>br0`): only teardown still looks for it on old hosts. */
+export function defaultBridgeName(prefix: string): string {
+  return bridgeNameFor(prefix, '0');
+}
+
+/** The libvirt domain of an instance: `<prefix>-<instance id>`. */
+export function domainName(prefix: string, instanceId: string): string {
+  return `${assertNamePrefix(prefix)}-${assertInstanceId(instanceId)}`;
+}
+
+export function instanceIdFromDomainName(prefix: string, name: string): string | null {
+  const m = new RegExp(`^${assertNamePrefix(prefix)}-(i-[0-9a-f]{17})$`).exec(name);
+  return m?.[1] ?? null;
+}
+
+const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** One DNS label, lower case: what a guest's hostname may be. */
+export function assertHostname(hostname: string): string {
+  if (typeof hostname !== 'string' || !HOSTNAME_RE.test(hostname)) {
+    throw invalid(
+      'InvalidHostname',
+      `hostname must be one DNS label (a-z, 0-9, '-', at most 63 chars), got ${JSON.stringify(hostname)}`,
+    );
+  }
+  return hostname;
+}
+
+/** A guest's hostname, as EC2 names it from its private address: ip-10-11-0-5. */
+export function hostnameFor(instanceId: string, privateIp: string | null | undefined): string {
+  return privateIp ? `ip-${privateIp.replaceAll('.', '-')}` : instanceId;
 }
