@@ -1,4 +1,4 @@
-import { access } from 'node:fs/promises';
+import { pathExists } from '@minicloud/host';
 import { basename, join } from 'node:path';
 import {
   defaultBridgeName,
@@ -770,13 +770,6 @@ async function forEachLimit<T>(
     while (next < items.length) await fn(items[next++]!);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
-}
-
-async function pathExists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 function linkExists(name: string): Promise<boolean> {

@@ -7,7 +7,7 @@
  *
  * Not safe to run concurrently with the network package's nat/vpc tests (ip_forward): --runInBand.
  */
-import { access, chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -19,7 +19,7 @@ import {
   vpcBridgeName,
   vpcTableName,
 } from '@minicloud/domain';
-import { run } from '@minicloud/host';
+import { run, pathExists } from '@minicloud/host';
 import { LibvirtHypervisor } from '@minicloud/hypervisor';
 import {
   dnsmasqPaths,
@@ -157,13 +157,6 @@ async function linkExists(name: string): Promise<boolean> {
 async function masterOf(name: string): Promise<string | null> {
   const [l] = await ipJson(['link', 'show', 'dev', name]);
   return l?.master ?? null;
-}
-
-async function exists(path: string): Promise<boolean> {
-  return access(path).then(
-    () => true,
-    () => false,
-  );
 }
 
 /** The VPC table without handles (identical text = identical ruleset). */
@@ -337,7 +330,7 @@ describe(`worker network host side (prefix ${P})`, () => {
 
       // legacy network gone, its guest's tap now on VPC A's bridge
       expect(await linkExists(legacy.bridge)).toBe(false);
-      expect(await exists(legacy.stateDir)).toBe(false);
+      expect(await pathExists(legacy.stateDir)).toBe(false);
       expect(await new LinuxNetworkDriver().listOwnedNatTables(P)).toEqual([TABLE]);
       expect(await masterOf(i1.tap)).toBe(bridge(ids.vpcA));
 
@@ -568,7 +561,7 @@ describe(`worker network host side (prefix ${P})`, () => {
       expect(r.elasticIps.removed).toEqual([eips.e3]);
       for (const id of [ids.vpcB, ids.vpcC]) {
         expect(await linkExists(bridge(id))).toBe(false);
-        expect(await exists(stateDir(id))).toBe(false);
+        expect(await pathExists(stateDir(id))).toBe(false);
       }
       expect(Object.keys(await dnsmasqByBridge())).toEqual([bridge(ids.vpcA)]);
       expect((await eipState())!.held).toEqual([eips.e2]);

@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm, writeFile, readFile } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Write a file atomically (temp file + rename) so readers never see half of it. */
@@ -16,6 +16,17 @@ export async function writeFileAtomic(
 /** Remove a file or directory; a missing one is fine (idempotent undo). */
 export async function removePath(path: string): Promise<void> {
   await rm(path, { recursive: true, force: true });
+}
+
+/** True when the path exists; false only for ENOENT (a permission error is thrown, not hidden). */
+export async function pathExists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw e;
+  }
 }
 
 export async function readFileIfExists(path: string): Promise<string | null> {

@@ -1,7 +1,7 @@
-import { link, mkdtemp, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { link, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { HostCommandError, type CommandRunner, fsyncPath } from '@minicloud/host';
+import { HostCommandError, type CommandRunner, fsyncPath, pathExists } from '@minicloud/host';
 import {
   buildBackupXml,
   buildDiskXml,
@@ -156,16 +156,6 @@ export function blkdeviotuneArgs(iotune: IoTune): string[] {
     args.push(`--${name.replace(/_/g, '-')}`, String(iotune[key] ?? 0));
   }
   return args;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
 }
 
 export class DiskOps {
@@ -436,7 +426,7 @@ export class DiskOps {
     const started = Date.now();
     const deadline = started + options.timeoutMs;
     const pollMs = options.pollMs ?? 100;
-    if (await exists(destPath)) return { created: false, durationMs: 0 };
+    if (await pathExists(destPath)) return { created: false, durationMs: 0 };
 
     const state = await this.host.getState(name);
     if (state === null) throw new HypervisorError('DomainNotFound', `backup: ${name} not defined`);
@@ -507,7 +497,7 @@ export class DiskOps {
             (done.errorMessage ? `: ${done.errorMessage}` : ''),
         );
       }
-      if (!(await exists(partial))) {
+      if (!(await pathExists(partial))) {
         throw new HypervisorError('BackupFailed', `backup of ${name} completed without ${partial}`);
       }
       await fsyncPath(partial);

@@ -1,6 +1,6 @@
 import { chmod, link, mkdir, readdir, stat, unlink } from 'node:fs/promises';
 import { dirname, isAbsolute, join } from 'node:path';
-import { run as hostRun, type CommandRunner, fsyncPath } from '@minicloud/host';
+import { run as hostRun, type CommandRunner, fsyncPath, pathExists } from '@minicloud/host';
 import { StorageError } from './errors.js';
 import { inspectImage, QEMU_IMG_INFO_LIMITS } from './qemu-img.js';
 import {
@@ -107,16 +107,6 @@ export function qemuImgLockProbeArgs(path: string): string[] {
 
 // ---------------------------------------------------------------------------------------------
 
-async function fileExists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
-}
-
 async function unlinkIfExists(path: string): Promise<void> {
   try {
     await unlink(path);
@@ -173,8 +163,8 @@ export class FileVolumeDriver implements VolumeDriver {
     snapshotId: string,
   ): Promise<{ path: string; exists: boolean }> {
     const path = this.snapshotPath(snapshotId);
-    if (await fileExists(path)) return { path, exists: true };
-    if (!(await fileExists(this.volumePath(volumeId)))) {
+    if (await pathExists(path)) return { path, exists: true };
+    if (!(await pathExists(this.volumePath(volumeId)))) {
       throw new StorageError('InvalidVolume.NotFound', `volume ${volumeId} does not exist`);
     }
     await mkdir(this.snapshotsDir, { recursive: true, mode: 0o755 });
@@ -240,7 +230,7 @@ export class FileVolumeDriver implements VolumeDriver {
 
   async delete(volumeId: string): Promise<void> {
     const path = this.volumePath(volumeId);
-    if (!(await fileExists(path))) return;
+    if (!(await pathExists(path))) return;
     // Unlinking a file QEMU has open "works" (the guest keeps writing to an orphan inode) and
     // silently loses the data: refuse instead.
     try {
@@ -271,8 +261,8 @@ export class FileVolumeDriver implements VolumeDriver {
   async snapshotOffline(volumeId: string, snapshotId: string): Promise<void> {
     const dest = this.snapshotPath(snapshotId);
     const source = this.volumePath(volumeId);
-    if (await fileExists(dest)) return;
-    if (!(await fileExists(source))) {
+    if (await pathExists(dest)) return;
+    if (!(await pathExists(source))) {
       throw new StorageError('InvalidVolume.NotFound', `volume ${volumeId} does not exist`);
     }
     await mkdir(this.snapshotsDir, { recursive: true, mode: 0o755 });
@@ -342,12 +332,12 @@ export class FileVolumeDriver implements VolumeDriver {
   // -------------------------------------------------------------------------------------------
 
   private async describe(path: string): Promise<VolumeLocation | null> {
-    if (!(await fileExists(path))) return null;
+    if (!(await pathExists(path))) return null;
     let info;
     try {
       info = await inspectImage(path, 'qcow2', this.run); // -U: works while attached
     } catch (e) {
-      if (!(await fileExists(path))) return null; // deleted meanwhile
+      if (!(await pathExists(path))) return null; // deleted meanwhile
       throw e;
     }
     return { path, format: 'qcow2', diskType: 'file', sizeBytes: info.virtualSize };

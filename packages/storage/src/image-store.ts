@@ -4,7 +4,7 @@ import { link, mkdir, open, readdir, realpath, rename, rm, stat, unlink } from '
 import { isAbsolute, join, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fsyncPath, run as hostRun, type CommandRunner } from '@minicloud/host';
+import { fsyncPath, run as hostRun, type CommandRunner, pathExists } from '@minicloud/host';
 import { StorageError } from './errors.js';
 import {
   assertSafeImage,
@@ -118,16 +118,6 @@ function isUrl(source: string): boolean {
   return /^https?:\/\//i.test(source);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw e;
-  }
-}
-
 async function sha256File(path: string): Promise<{ sha256: string; size: number }> {
   const hash = createHash('sha256');
   let size = 0;
@@ -174,7 +164,7 @@ export class ImageStore {
   async findImage(imageId: string): Promise<{ path: string; format: ImageFormat } | null> {
     for (const format of ['qcow2', 'raw'] as const) {
       const path = this.imagePath(imageId, format);
-      if (await exists(path)) return { path, format };
+      if (await pathExists(path)) return { path, format };
     }
     return null;
   }
@@ -482,9 +472,9 @@ export async function ensureOverlay(
     return { created: false, virtualSize: info.virtualSize };
   };
 
-  if (await exists(req.path)) return checkExisting();
+  if (await pathExists(req.path)) return checkExisting();
 
-  if (!(await exists(req.backingPath))) {
+  if (!(await pathExists(req.backingPath))) {
     throw new StorageError(
       'InvalidParameterValue',
       `backing image ${req.backingPath} does not exist`,
