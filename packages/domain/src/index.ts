@@ -7,3 +7,6 @@ export * from './validation.js';
 export * from './ipam.js';
 export * from './mac.js';
 export * from './host-names.js';
+export * from './ip-ranges.js';
+export * from './keyed-lock.js';
+export * from './batcher.js';
