@@ -19,7 +19,7 @@ import { intToIp, vpcBridgeName } from '@minicloud/domain';
 import { randomBytes } from 'node:crypto';
 import { run } from '@minicloud/host';
 import {
-  LinuxSecurityGroupDriver,
+  LinuxNetworkDriver,
   planSecurityGroups,
   renderSecurityGroupPlan,
   type SecurityGroupModel,
@@ -126,7 +126,7 @@ function quantile(xs: number[], q: number): number {
 
 const f = (xs: number[]) => `${quantile(xs, 0.5).toFixed(1)}`.padStart(8);
 
-async function measure(driver: LinuxSecurityGroupDriver, instances: number): Promise<string> {
+async function measure(driver: LinuxNetworkDriver, instances: number): Promise<string> {
   const model = sgBenchModel(instances);
   const plan = planSecurityGroups(model);
   // Alternate with a model that differs in one rule, so every run really changes something.
@@ -208,7 +208,7 @@ async function measure(driver: LinuxSecurityGroupDriver, instances: number): Pro
 }
 
 async function main(): Promise<void> {
-  const driver = new LinuxSecurityGroupDriver();
+  const driver = new LinuxNetworkDriver();
   const rows: string[] = [];
   try {
     for (const n of [100, 250, 500, 1000]) rows.push(await measure(driver, n));

@@ -15,7 +15,7 @@ import { intToIp, vpcBridgeName } from '@minicloud/domain';
 import { randomBytes } from 'node:crypto';
 import { run } from '@minicloud/host';
 import {
-  LinuxVpcNetworkDriver,
+  LinuxNetworkDriver,
   planVpcRuleset,
   renderVpcRulesetPlan,
   type ElasticIpModel,
@@ -86,7 +86,7 @@ function quantile(xs: number[], q: number): number {
 }
 
 async function measure(
-  driver: LinuxVpcNetworkDriver,
+  driver: LinuxNetworkDriver,
   vpcs: number,
   instances: number,
   eips: number,
@@ -144,7 +144,7 @@ async function measure(
 }
 
 async function main(): Promise<void> {
-  const driver = new LinuxVpcNetworkDriver();
+  const driver = new LinuxNetworkDriver();
   const rows: string[] = [];
   try {
     for (const [v, i, e] of [

@@ -3,10 +3,11 @@
  * test prefix ('mtn' + 2 chars) so cleanup (and the "nothing leaked" checks) find exactly ours.
  */
 import { cidrsOverlap, intToIp, ipToInt } from '@minicloud/domain';
-import { chmod, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { run, type RunResult } from '@minicloud/host';
+import { run, startDetached, type RunResult } from '@minicloud/host';
 import { LinuxNetworkDriver } from '@minicloud/network';
 
 export const T = 60_000;
@@ -174,8 +175,11 @@ export async function sweep(prefix: string, namespaces: string[]): Promise<strin
     for (const l of links) await ip(['link', 'del', 'dev', l.name], [1]);
   });
   await attempt('nft', async () => {
-    for (const t of await driver.listOwnedNatTables(prefix)) {
-      await run('nft', ['delete', 'table', 'ip', t], { timeoutMs: 10_000, okExitCodes: [1] });
+    for (const t of await driver.listOwnedTables(prefix)) {
+      await run('nft', ['delete', 'table', ...t.split(' ')], {
+        timeoutMs: 10_000,
+        okExitCodes: [1],
+      });
     }
   });
   return errors;
@@ -212,7 +216,76 @@ async function leftoversNow(prefix: string): Promise<Leftovers> {
   return {
     links: (await driver.listOwnedLinks(prefix)).map((l) => l.name),
     dnsmasq: (await driver.listOwnedDnsmasq(prefix)).map((d) => d.pid),
-    tables: await driver.listOwnedNatTables(prefix),
+    tables: await driver.listOwnedTables(prefix),
     netns: netns.filter((n) => n.startsWith(prefix)),
   };
+}
+
+export interface NetworkTestBed {
+  /** The test's state root (mode 0755: dnsmasq, running as nobody, reaches into it). */
+  readonly root: string;
+  /** The udhcpc event script (see dhcp). */
+  readonly udhcpc: string;
+  /** Lines printed after the suite (latencies worth seeing). */
+  readonly timings: string[];
+  /** Run argv inside a namespace. */
+  inNs(ns: string, argv: string[], okExitCodes?: number[], timeoutMs?: number): Promise<RunResult>;
+  /** A detached process in a namespace, its output in the state root; killed at the end. */
+  spawnInNs(ns: string, argv: string[]): number;
+  /** Kill the detached processes now. */
+  killSpawned(): void;
+}
+
+/**
+ * The set-up every network integration suite shares: a state root and udhcpc script before, and
+ * after (also after a failure): the suite's own cleanup, its detached processes killed,
+ * everything with the prefix swept (namespaces, dnsmasq, links, nft tables), ip_forward as it
+ * was, the state root removed, timings printed. Call at the top of the suite.
+ */
+export function useNetworkTestBed(
+  prefix: string,
+  options: { title: string; namespaces: () => string[]; cleanup?: () => Promise<void> },
+): NetworkTestBed {
+  let ipForwardBefore: string | null = null;
+  const pids: number[] = [];
+  const bed = {
+    root: '',
+    udhcpc: '',
+    timings: [] as string[],
+    inNs(ns: string, argv: string[], okExitCodes: number[] = [], timeoutMs = 10_000) {
+      return run('ip', ['netns', 'exec', ns, ...argv], { timeoutMs, okExitCodes });
+    },
+    spawnInNs(ns: string, argv: string[]): number {
+      const fd = openSync(join(bed.root, `${ns}-${pids.length}.log`), 'a');
+      const pid = startDetached('ip', ['netns', 'exec', ns, ...argv], fd);
+      closeSync(fd);
+      pids.push(pid);
+      return pid;
+    },
+    killSpawned() {
+      for (const pid of pids.splice(0)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    },
+  };
+  beforeAll(async () => {
+    ipForwardBefore = await readIpForward();
+    bed.root = await stateRoot();
+    bed.udhcpc = await writeUdhcpcScript(bed.root);
+  }, T);
+  afterAll(async () => {
+    const errors: string[] = [];
+    if (options.cleanup) await options.cleanup().catch((e) => errors.push(String(e)));
+    bed.killSpawned();
+    errors.push(...(await sweep(prefix, options.namespaces())));
+    if (ipForwardBefore !== null) await writeIpForward(ipForwardBefore);
+    if (bed.root) await rm(bed.root, { recursive: true, force: true });
+    if (errors.length) console.warn(`cleanup problems: ${errors.join('; ')}`);
+    if (bed.timings.length) console.log(`${options.title}:\n  ${bed.timings.join('\n  ')}`);
+  }, T);
+  return bed;
 }

@@ -14,13 +14,12 @@
  * Not safe to run concurrently with nat.int.ts / vpc.int.ts (all write net.ipv4.ip_forward).
  */
 import { intToIp, ipToInt, parseCidr, vpcBridgeName } from '@minicloud/domain';
-import { closeSync, openSync } from 'node:fs';
-import { rm, stat, writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { run, startDetached } from '@minicloud/host';
+import { run } from '@minicloud/host';
 import {
-  LinuxSecurityGroupDriver,
+  LinuxNetworkDriver,
   planSecurityGroups,
   securityGroupStateFromPlan,
   sgBridgeTableName,
@@ -37,14 +36,10 @@ import {
   ip,
   leftovers,
   ping,
-  readIpForward,
   setGuestMac,
-  stateRoot,
-  sweep,
   T,
   testPrefix,
-  writeIpForward,
-  writeUdhcpcScript,
+  useNetworkTestBed,
 } from './int-helpers.js';
 
 const P = testPrefix();
@@ -62,10 +57,7 @@ interface Guest {
   ip: string;
 }
 
-const driver = new LinuxSecurityGroupDriver();
-let root: string;
-let udhcpc: string;
-let ipForwardBefore: string | null = null;
+const driver = new LinuxNetworkDriver();
 let vpc: VpcNetworkSpec;
 let router: string;
 let cidr28: string;
@@ -76,9 +68,16 @@ let mem: Guest;
 let non: Guest;
 let rogue: Guest;
 const groupsOf = new Map<string, string[]>();
-const pids: number[] = [];
 const servers: Server[] = [];
-const timings: string[] = [];
+const bed = useNetworkTestBed(P, {
+  title: 'security group integration timings',
+  namespaces: () => [srv, cin, cout, mem, non, rogue].filter(Boolean).map((g) => g.ns),
+  cleanup: async () => {
+    for (const s of servers) s.close();
+    await new LinuxNetworkDriver().removeSecurityGroupTables(P);
+  },
+});
+const { inNs, spawnInNs, timings } = bed;
 let hostServicePort: number;
 let hostOtherPort: number;
 
@@ -140,19 +139,6 @@ function model(over: Partial<SecurityGroupNetworkModel> = {}): SecurityGroupNetw
     hostServices: [{ protocol: 'tcp', port: hostServicePort }],
     ...over,
   };
-}
-
-function inNs(ns: string, args: string[], okExitCodes: number[] = [], timeoutMs = 10_000) {
-  return run('ip', ['netns', 'exec', ns, ...args], { timeoutMs, okExitCodes });
-}
-
-/** A detached process in a namespace (killed in afterAll). */
-function spawnInNs(ns: string, args: string[]): number {
-  const fd = openSync(join(root, `${ns}-${pids.length}.log`), 'a');
-  const pid = startDetached('ip', ['netns', 'exec', ns, ...args], fd);
-  closeSync(fd);
-  pids.push(pid);
-  return pid;
 }
 
 /** Listens on every port given; greets each connection with "<name>:<port>" and echoes lines. */
@@ -233,8 +219,8 @@ async function openSession(
   port: number,
   name: string,
 ): Promise<{ ping: () => Promise<string> }> {
-  const ready = join(root, `session-${name}-ready`);
-  const trigger = join(root, `session-${name}-go`);
+  const ready = join(bed.root, `session-${name}-ready`);
+  const trigger = join(bed.root, `session-${name}-go`);
   const done = inNs(
     from.ns,
     [process.execPath, '-e', TCP_SESSION, host, String(port), ready, trigger],
@@ -275,9 +261,6 @@ async function ownTables(): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  ipForwardBefore = await readIpForward();
-  root = await stateRoot();
-  udhcpc = await writeUdhcpcScript(root);
   const [block] = await freeBlocks(1, '10.232.0.0', 24, 256);
   const net = parseCidr(block!);
   router = intToIp(net.networkInt + 1);
@@ -286,7 +269,7 @@ beforeAll(async () => {
     bridge: BR,
     cidr: net.cidr,
     subnets: [{ cidr: net.cidr, gatewayIp: router }],
-    stateDir: join(root, 'vpc'),
+    stateDir: join(bed.root, 'vpc'),
     domain: 'sgtest.internal',
   };
   srv = guest('srv', 10);
@@ -302,33 +285,6 @@ beforeAll(async () => {
   groupsOf.set('non', [CLIENT]);
   hostServicePort = 20_000 + Math.floor(Math.random() * 20_000);
   hostOtherPort = hostServicePort + 1;
-}, T);
-
-afterAll(async () => {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-  for (const s of servers) s.close();
-  const errors: string[] = [];
-  try {
-    await new LinuxSecurityGroupDriver().removeSecurityGroupTables(P);
-  } catch (e) {
-    errors.push(`sg tables: ${String(e)}`);
-  }
-  errors.push(
-    ...(await sweep(
-      P,
-      [srv, cin, cout, mem, non, rogue].map((g) => g.ns),
-    )),
-  );
-  if (ipForwardBefore !== null) await writeIpForward(ipForwardBefore);
-  if (root) await rm(root, { recursive: true, force: true });
-  if (errors.length) console.warn(`cleanup problems: ${errors.join('; ')}`);
-  if (timings.length) console.log(`security group integration timings:\n  ${timings.join('\n  ')}`);
 }, T);
 
 describe(`security groups on nftables (prefix ${P})`, () => {
@@ -354,7 +310,7 @@ describe(`security groups on nftables (prefix ${P})`, () => {
         bridge: [sgBridgeTableName(P)],
       });
       for (const g of [srv, cin, cout, mem, non]) {
-        const lease = await dhcp(g.ns, udhcpc);
+        const lease = await dhcp(g.ns, bed.udhcpc);
         expect(lease?.ip).toBe(g.ip);
       }
       // the rogue port gets no lease (dnsmasq has none for it, and its frames are dropped anyway)
@@ -529,7 +485,7 @@ describe(`security groups on nftables (prefix ${P})`, () => {
   test(
     'a fresh driver reads back the state that was applied and updates from it',
     async () => {
-      const fresh = new LinuxSecurityGroupDriver();
+      const fresh = new LinuxNetworkDriver();
       const back = await fresh.readSecurityGroupState(P);
       const m = model({ groups: groups({ [APP]: { ingress: [EXTRA] } }) });
       expect(norm(back)).toBe(norm(securityGroupStateFromPlan(planSecurityGroups(m))));
@@ -560,7 +516,7 @@ describe(`security groups on nftables (prefix ${P})`, () => {
       await expect(
         driver.updateMemberships(P, [{ tap: cin.tap, groupIds: [APP] }]),
       ).rejects.toThrow(/do not exist/);
-      for (const pid of pids.splice(0)) process.kill(pid, 'SIGKILL');
+      bed.killSpawned();
       for (const g of [srv, cin, cout, mem, non, rogue]) await ip(['netns', 'del', g.ns]);
       await driver.removeVpcNetwork(vpc);
       expect(await driver.listOwnedSecurityGroupTables(P)).toEqual({ inet: [], bridge: [] });

@@ -10,14 +10,17 @@ import { writeFile, rm, readFile } from 'node:fs/promises';
 import { openSync, closeSync } from 'node:fs';
 import { run, startDetached } from '@minicloud/host';
 import { LinuxNetworkDriver } from '@minicloud/network';
-import { freeBlocks, ip, leftovers, stateRoot, sweep, T, testPrefix } from './int-helpers.js';
+import { LinuxHost } from '../src/host/linux-host.js';
+import { Links } from '../src/links/links.js';
+import { ip, leftovers, stateRoot, sweep, T, testPrefix } from './int-helpers.js';
 
 const P = testPrefix();
 const DOMAIN = `${P}-taptest`;
 const driver = new LinuxNetworkDriver();
+/** A bare bridge (no addresses, no dnsmasq, ip_forward untouched): all a tap needs. */
+const links = new Links(new LinuxHost());
 let root: string;
 let bridge: string;
-let natTable: string;
 let qemuPid: number | null = null;
 let libvirtOk = false;
 
@@ -49,17 +52,9 @@ async function alive(pid: number): Promise<boolean> {
 
 beforeAll(async () => {
   root = await stateRoot();
-  const [cidr] = await freeBlocks(1, '10.220.0.0', 24, 256);
   bridge = `${P}br0`;
-  natTable = `${P}_nat`;
-  await driver.ensureNetwork({
-    bridge,
-    cidr: cidr!,
-    gatewayIp: cidr!.replace(/0\/24$/, '1'),
-    stateDir: `${root}/net`,
-    uplink: null,
-    natTable,
-  });
+  await links.ensureBridge(bridge);
+  await ip(['link', 'set', 'dev', bridge, 'up']);
   const v = await run('virsh', ['-c', 'qemu:///system', 'version'], {
     timeoutMs: 10_000,
     okExitCodes: [1],
@@ -73,7 +68,7 @@ afterAll(async () => {
     timeoutMs: 20_000,
     okExitCodes: [1],
   }).catch(() => undefined);
-  await driver.removeNetwork({ bridge, stateDir: `${root}/net`, natTable }).catch(() => undefined);
+  await links.removeBridge(bridge).catch(() => undefined);
   const errors = await sweep(P, []);
   await rm(root, { recursive: true, force: true });
   if (errors.length) console.warn(`cleanup problems: ${errors.join('; ')}`);
@@ -188,7 +183,7 @@ describe(`taps made by ensurePort work with QEMU and libvirt (prefix ${P})`, () 
   test(
     'nothing left behind',
     async () => {
-      await driver.removeNetwork({ bridge, stateDir: `${root}/net`, natTable });
+      await links.removeBridge(bridge);
       expect(await leftovers(P)).toEqual({ links: [], dnsmasq: [], tables: [], netns: [] });
     },
     T,

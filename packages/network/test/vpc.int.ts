@@ -15,15 +15,10 @@ import {
   vpcBridgeName,
   vpcTableName,
 } from '@minicloud/domain';
-import { closeSync, openSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HostCommandError, run, startDetached } from '@minicloud/host';
-import {
-  LinuxVpcNetworkDriver,
-  type VpcNetworkModel,
-  type VpcNetworkSpec,
-} from '@minicloud/network';
+import { HostCommandError, run } from '@minicloud/host';
+import { LinuxNetworkDriver, type VpcNetworkModel, type VpcNetworkSpec } from '@minicloud/network';
 import {
   addNamespaceWithVeth,
   dhcp,
@@ -32,12 +27,9 @@ import {
   leftovers,
   ping,
   readIpForward,
-  stateRoot,
-  sweep,
   T,
   testPrefix,
-  writeIpForward,
-  writeUdhcpcScript,
+  useNetworkTestBed,
 } from './int-helpers.js';
 
 const P = testPrefix();
@@ -58,10 +50,7 @@ interface Guest {
   ip: string;
 }
 
-const driver = new LinuxVpcNetworkDriver();
-let root: string;
-let script: string;
-let ipForwardBefore: string | null = null;
+const driver = new LinuxNetworkDriver();
 let vpcA: VpcNetworkSpec;
 let vpcB: VpcNetworkSpec;
 let a1: Guest; // VPC A, subnet 1
@@ -72,18 +61,11 @@ let inetIp: string;
 let eip1: string;
 let eip2: string;
 let uplinkMac: string;
-const pids: number[] = [];
-const timings: string[] = [];
-
-function inNs(
-  ns: string,
-  cmd: string,
-  args: string[],
-  okExitCodes: number[] = [],
-  timeoutMs = 10_000,
-) {
-  return run('ip', ['netns', 'exec', ns, cmd, ...args], { timeoutMs, okExitCodes });
-}
+const bed = useNetworkTestBed(P, {
+  title: 'VPC integration timings',
+  namespaces: () => [NS_INET, `${P}-a1`, `${P}-a2`, `${P}-b1`],
+});
+const { inNs, spawnInNs, timings } = bed;
 
 function model(
   over: { igwA?: boolean; igwB?: boolean; eips?: VpcNetworkModel['elasticIps'] } = {},
@@ -115,7 +97,7 @@ function model(
 
 /** Packet counters of the "internet" namespace's input chain, by source address. */
 async function seen(): Promise<Record<string, number>> {
-  const r = await inNs(NS_INET, 'nft', ['-j', 'list', 'chain', 'ip', 'seen', 'input']);
+  const r = await inNs(NS_INET, ['nft', '-j', 'list', 'chain', 'ip', 'seen', 'input']);
   const out: Record<string, number> = {};
   for (const i of (
     JSON.parse(r.stdout) as {
@@ -134,22 +116,13 @@ async function wget(url: string, ns?: string): Promise<string | null> {
   const argv = ['busybox', 'wget', '-q', '-O', '-', url];
   try {
     const r = ns
-      ? await inNs(ns, argv[0]!, argv.slice(1), [1], 3_000)
+      ? await inNs(ns, argv, [1], 3_000)
       : await run(argv[0]!, argv.slice(1), { timeoutMs: 3_000, okExitCodes: [1] });
     return r.exitCode === 0 ? r.stdout.trim() : null;
   } catch (e) {
     if (e instanceof HostCommandError && e.timedOut) return null;
     throw e;
   }
-}
-
-/** A detached process in a namespace (killed in afterAll). */
-function spawnInNs(ns: string, args: string[]): number {
-  const fd = openSync(join(root, `${ns}-${pids.length}.log`), 'a');
-  const pid = startDetached('ip', ['netns', 'exec', ns, ...args], fd);
-  closeSync(fd);
-  pids.push(pid);
-  return pid;
 }
 
 const UDP_ECHO = `
@@ -192,11 +165,10 @@ interface ProbeResult {
 
 /** Start a probe in the "internet" namespace; resolves when it got `want` (or timed out). */
 async function startProbe(target: string, want: string): Promise<{ done: Promise<ProbeResult> }> {
-  const ready = join(root, `probe-${Date.now()}-${Math.random().toString(16).slice(2)}`);
+  const ready = join(bed.root, `probe-${Date.now()}-${Math.random().toString(16).slice(2)}`);
   const done = inNs(
     NS_INET,
-    process.execPath,
-    ['-e', UDP_PROBE, target, want, ready, '8000'],
+    [process.execPath, '-e', UDP_PROBE, target, want, ready, '8000'],
     [2],
     20_000,
   ).then((r) => JSON.parse(r.stdout.trim().split('\n').pop()!) as ProbeResult);
@@ -242,12 +214,11 @@ async function startWatch(target: string): Promise<{
   stop: () => Promise<[bigint, string][]>;
 }> {
   const tag = `${Date.now()}-${Math.random().toString(16).slice(2)}`;
-  const ready = join(root, `watch-${tag}.ready`);
-  const stopFile = join(root, `watch-${tag}.stop`);
+  const ready = join(bed.root, `watch-${tag}.ready`);
+  const stopFile = join(bed.root, `watch-${tag}.stop`);
   const done = inNs(
     NS_INET,
-    process.execPath,
-    ['-e', UDP_WATCH, target, ready, stopFile],
+    [process.execPath, '-e', UDP_WATCH, target, ready, stopFile],
     [],
     120_000,
   );
@@ -273,9 +244,6 @@ function quantile(xs: number[], q: number): number {
 }
 
 beforeAll(async () => {
-  ipForwardBefore = await readIpForward();
-  root = await stateRoot();
-  script = await writeUdhcpcScript(root);
   const [ca, cb] = await freeBlocks(2, '10.224.0.0', 20, 4096);
   const [pub] = await freeBlocks(1, '198.19.0.0', 24, 256);
   const sub = (cidr: string, i: number) => {
@@ -287,9 +255,9 @@ beforeAll(async () => {
     bridge: BR_A,
     cidr: ca!,
     subnets: [sub(ca!, 0), sub(ca!, 1)],
-    stateDir: `${root}/vpcs/a`,
+    stateDir: `${bed.root}/vpcs/a`,
   };
-  vpcB = { bridge: BR_B, cidr: cb!, subnets: [sub(cb!, 0)], stateDir: `${root}/vpcs/b` };
+  vpcB = { bridge: BR_B, cidr: cb!, subnets: [sub(cb!, 0)], stateDir: `${bed.root}/vpcs/b` };
   const host = (s: { gatewayIp: string }, n: number) => intToIp(ipToInt(s.gatewayIp) + n);
   a1 = {
     name: 'a1',
@@ -344,21 +312,6 @@ beforeAll(async () => {
   });
 }, T);
 
-afterAll(async () => {
-  for (const pid of pids) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      /* gone */
-    }
-  }
-  const errors = await sweep(P, [NS_INET, `${P}-a1`, `${P}-a2`, `${P}-b1`]);
-  if (ipForwardBefore !== null) await writeIpForward(ipForwardBefore);
-  if (root) await rm(root, { recursive: true, force: true });
-  if (errors.length) console.warn(`cleanup problems: ${errors.join('; ')}`);
-  if (timings.length) console.log(`VPC integration timings:\n  ${timings.join('\n  ')}`);
-}, T);
-
 describe(`VPCs, internet gateways and Elastic IPs (prefix ${P})`, () => {
   test(
     'ensureVpcNetwork: one bridge per VPC with a router address per subnet and one dnsmasq; idempotent',
@@ -410,9 +363,9 @@ describe(`VPCs, internet gateways and Elastic IPs (prefix ${P})`, () => {
         await addNamespaceWithVeth(g.ns, g.veth, g.mac);
         await ip(['link', 'set', 'dev', g.veth, 'master', g.bridge, 'up']);
       }
-      const la1 = await dhcp(a1.ns, script);
-      const la2 = await dhcp(a2.ns, script);
-      const lb1 = await dhcp(b1.ns, script);
+      const la1 = await dhcp(a1.ns, bed.udhcpc);
+      const la2 = await dhcp(a2.ns, bed.udhcpc);
+      const lb1 = await dhcp(b1.ns, bed.udhcpc);
       const gwA1 = vpcA.subnets[0]!.gatewayIp;
       const gwA2 = vpcA.subnets[1]!.gatewayIp;
       expect(la1).toEqual({ ip: a1.ip, mask: '24', router: gwA1, dns: gwA1, hostname: 'a1' });
@@ -513,7 +466,7 @@ describe(`VPCs, internet gateways and Elastic IPs (prefix ${P})`, () => {
     'associate: inbound to the Elastic IP reaches the instance, its outbound leaves with the Elastic IP; associate -> first packet measured',
     async () => {
       for (const g of [a1, a2, b1]) {
-        const dir = join(root, `www-${g.name}`);
+        const dir = join(bed.root, `www-${g.name}`);
         await mkdir(dir, { recursive: true });
         await writeFile(join(dir, 'index.html'), `${g.name}\n`);
         spawnInNs(g.ns, ['busybox', 'httpd', '-f', '-p', '8080', '-h', dir]);
@@ -730,10 +683,10 @@ describe(`VPCs, internet gateways and Elastic IPs (prefix ${P})`, () => {
         );
         expect(await driver.removeVpcNetwork(v)).toEqual({ removed: [] });
       }
-      for (const pid of pids.splice(0)) process.kill(pid, 'SIGKILL');
+      bed.killSpawned();
       for (const ns of [a1.ns, a2.ns, b1.ns, NS_INET]) await ip(['netns', 'del', ns]);
       expect(
-        await driver.listOwnedVpcObjects(P, { uplink: UPLINK, stateRoot: `${root}/vpcs` }),
+        await driver.listOwnedVpcObjects(P, { uplink: UPLINK, stateRoot: `${bed.root}/vpcs` }),
       ).toEqual({
         bridges: [],
         dnsmasq: [],

@@ -4,45 +4,46 @@ import {
   invalid,
   ipToInt,
   parseCidr,
+  type CidrInput,
   type ParsedCidr,
 } from '@minicloud/domain';
-import {
-  assertDomain,
-  assertGatewayInside,
-  assertSafePath,
-  renderDhcpHosts,
-  type DhcpReservation,
-} from './dnsmasq.js';
+import { join } from 'node:path';
 
 /**
- * Pure renderers for the one dnsmasq of a VPC. The VPC's bridge carries one router address per
- * subnet; dnsmasq gets one static --dhcp-range per subnet and answers a client from the range
- * its reserved address falls in (dnsmasq matches ranges against all addresses of the interface
- * the request came in on). Router, netmask and (with DNS on) the DNS server a guest gets are
- * those of its own subnet.
+ * Pure renderers for the one dnsmasq of a VPC: its files and its argv. The VPC's bridge carries
+ * one router address per subnet; dnsmasq gets one static --dhcp-range per subnet and answers a
+ * client from the range its reserved address falls in (dnsmasq matches ranges against all
+ * addresses of the interface the request came in on). Router, netmask and (with DNS on) the DNS
+ * server a guest gets are those of its own subnet.
  */
+
+export interface DnsmasqPaths {
+  pidFile: string;
+  hostsFile: string;
+  leaseFile: string;
+  logFile: string;
+}
 
 export interface VpcDhcpSubnet {
   cidr: string;
   gatewayIp: string;
 }
 
-export interface VpcDnsmasqSpec {
+export interface VpcDnsmasqSpec extends DnsmasqPaths {
   bridge: string;
   /** At least one. */
   subnets: readonly VpcDhcpSubnet[];
-  pidFile: string;
-  hostsFile: string;
-  leaseFile: string;
-  logFile: string;
   /** Serve DNS on every router address, forwarding to the host's resolvers (default true). */
   dns?: boolean;
   /** With dns: false, hand these DNS servers to guests instead (default: none). */
   dnsServers?: readonly string[];
+  /** Search domain given to guests; with dns, dnsmasq also answers for <hostname>.<domain>. */
   domain?: string;
-  /** DHCP lease time (default '12h'). */
+  /** DHCP lease time: seconds, or a number with s/m/h/d/w, or 'infinite' (default '12h'). */
   leaseTime?: string;
+  /** MTU handed to guests (DHCP option 26). */
   mtu?: number;
+  /** Log every DHCP transaction in detail (default false: one line per message). */
   logDhcp?: boolean;
 }
 
@@ -51,7 +52,55 @@ export interface CheckedSubnet {
   gatewayIp: string;
 }
 
+/** Where a network's dnsmasq keeps its files, inside the network's state directory. */
+export function dnsmasqPaths(stateDir: string): DnsmasqPaths {
+  return {
+    pidFile: join(stateDir, 'dnsmasq.pid'),
+    hostsFile: join(stateDir, 'dhcp-hosts'),
+    leaseFile: join(stateDir, 'dnsmasq.leases'),
+    logFile: join(stateDir, 'dnsmasq.log'),
+  };
+}
+
+const SAFE_PATH_RE = /^\/[A-Za-z0-9_./-]*$/;
 const LEASE_TIME_RE = /^(?:infinite|[1-9][0-9]*[smhdw]?)$/;
+const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
+const DOMAIN_RE = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
+
+/** An absolute path of plain characters (it goes into argv and into dnsmasq's option parser). */
+export function assertSafePath(path: string, what = 'path'): string {
+  if (typeof path !== 'string' || !SAFE_PATH_RE.test(path) || path.split('/').includes('..')) {
+    throw invalid(
+      'InvalidPath',
+      `${what} must be an absolute path of [A-Za-z0-9_./-], got ${JSON.stringify(path)}`,
+    );
+  }
+  return path;
+}
+
+export function assertDomain(domain: string): string {
+  if (typeof domain !== 'string' || !DOMAIN_RE.test(domain)) {
+    throw invalid('InvalidNetworkSpec', `invalid DNS domain ${JSON.stringify(domain)}`);
+  }
+  return domain;
+}
+
+export function assertGatewayInside(cidr: CidrInput, gatewayIp: string): void {
+  const net = parseCidr(cidr);
+  if (net.prefixLength > 30) {
+    throw invalid(
+      'InvalidNetworkSpec',
+      `${net.cidr} is too small for a gateway and guests (at most /30)`,
+    );
+  }
+  const g = ipToInt(gatewayIp);
+  if (g < net.firstHostInt || g > net.lastHostInt) {
+    throw invalid(
+      'InvalidNetworkSpec',
+      `gateway ${gatewayIp} is not a host address of ${net.cidr}`,
+    );
+  }
+}
 
 /** Parse, check (gateway inside, no overlap) and sort a VPC's subnets by address. */
 export function checkVpcSubnets(subnets: readonly VpcDhcpSubnet[]): CheckedSubnet[] {
@@ -74,7 +123,12 @@ export function checkVpcSubnets(subnets: readonly VpcDhcpSubnet[]): CheckedSubne
   return out;
 }
 
-/** The argv (without 'dnsmasq') of a VPC's DHCP/DNS server; see renderDnsmasqArgs. */
+/**
+ * The argv (without 'dnsmasq') of a VPC's DHCP/DNS server. It daemonizes and writes its pid
+ * file; it reads nothing of the host's dnsmasq configuration (--conf-file=/dev/null, which is
+ * also how our processes are recognised); it answers only on the bridge and only for MACs in the
+ * hosts file (static ranges); SIGHUP makes it re-read the hosts file.
+ */
 export function renderVpcDnsmasqArgs(spec: VpcDnsmasqSpec): string[] {
   const bridge = assertBridgeName(spec.bridge);
   const subnets = checkVpcSubnets(spec.subnets);
@@ -135,25 +189,4 @@ export function renderVpcDnsmasqArgs(spec: VpcDnsmasqSpec): string[] {
   }
   if (spec.logDhcp) args.push('--log-dhcp');
   return args;
-}
-
-/**
- * The hosts file of a VPC's dnsmasq: every address must be a host address of one of the
- * subnets and no router address; duplicates are refused (see renderDhcpHosts).
- */
-export function renderVpcDhcpHosts(
-  reservations: readonly DhcpReservation[],
-  subnets: readonly VpcDhcpSubnet[],
-): string {
-  const checked = checkVpcSubnets(subnets);
-  const routers = new Set(checked.map((s) => s.gatewayIp));
-  for (const r of reservations) {
-    const ip = assertIpv4(r?.ip, 'reserved address');
-    const n = ipToInt(ip);
-    if (!checked.some((s) => n >= s.net.firstHostInt && n <= s.net.lastHostInt)) {
-      throw invalid('InvalidReservation', `${ip} is not a host address of any subnet of the VPC`);
-    }
-    if (routers.has(ip)) throw invalid('InvalidReservation', `${ip} is a router address`);
-  }
-  return renderDhcpHosts(reservations);
 }

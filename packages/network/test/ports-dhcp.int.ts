@@ -1,8 +1,9 @@
 /**
- * LinuxNetworkDriver against the real kernel: bridges, taps, dnsmasq serving DHCP to a
- * "guest" network namespace, stale-lease handling, crash recovery, concurrency and latency.
- * Host-only networks here (no uplink, ip_forward untouched); NAT is in nat.int.ts.
- * Needs root, iproute2, dnsmasq-base, nftables, busybox-static (dnsmasq-utils optional).
+ * Taps and DHCP against the real kernel: a one-subnet VPC bridge, taps, its dnsmasq serving
+ * DHCP to a "guest" network namespace, stale-lease handling, crash recovery, concurrency and
+ * latency. No uplink and no nft here (see vpc.int.ts). ip_forward is set to 1 (a VPC turns it on)
+ * and restored afterwards. Needs root, iproute2, dnsmasq-base, busybox-static (dnsmasq-utils
+ * optional).
  */
 import {
   allocateAddress,
@@ -11,15 +12,14 @@ import {
   macForInstance,
   parseCidr,
   tapName,
+  vpcBridgeName,
 } from '@minicloud/domain';
 import { readFile, rm, stat } from 'node:fs/promises';
-import { run } from '@minicloud/host';
 import {
   dnsmasqPaths,
   LinuxNetworkDriver,
-  renderNatRuleset,
-  type BridgeNetworkSpec,
   type DhcpReservation,
+  type VpcNetworkSpec,
 } from '@minicloud/network';
 import {
   addNamespaceWithVeth,
@@ -29,11 +29,10 @@ import {
   leftovers,
   ping,
   setGuestMac,
-  stateRoot,
-  sweep,
   T,
   testPrefix,
-  writeUdhcpcScript,
+  useNetworkTestBed,
+  writeIpForward,
 } from './int-helpers.js';
 
 const P = testPrefix();
@@ -43,11 +42,11 @@ const MAC_A = '52:54:00:0a:00:0a';
 const MAC_B = '52:54:00:0b:00:0b';
 const MAC_X = '52:54:00:0c:00:0c'; // never reserved
 
-let root: string;
 let script: string;
-let spec: BridgeNetworkSpec;
+let spec: VpcNetworkSpec & { gatewayIp: string };
 let ipA: string;
 const driver = new LinuxNetworkDriver();
+const bed = useNetworkTestBed(P, { title: 'taps and DHCP timings', namespaces: () => [NS] });
 
 async function linkJson(name: string) {
   const r = await ip(['-j', '-d', 'addr', 'show', 'dev', name]);
@@ -68,17 +67,17 @@ async function dnsmasqPid(): Promise<number> {
 }
 
 beforeAll(async () => {
-  root = await stateRoot();
-  script = await writeUdhcpcScript(root);
+  script = bed.udhcpc;
+  // On from the start, so the first ensure's report is about the bridge alone.
+  await writeIpForward('1');
   const [cidr] = await freeBlocks(1, '10.200.0.0', 24, 256);
   const net = parseCidr(cidr!);
   spec = {
-    bridge: `${P}br0`,
+    bridge: vpcBridgeName(P, 'vpc-0d0d0d0d0d0d0d0d0'),
     cidr: net.cidr,
     gatewayIp: net.firstHost,
-    stateDir: `${root}/net0`,
-    uplink: null,
-    natTable: `${P}_nat`,
+    subnets: [{ cidr: net.cidr, gatewayIp: net.firstHost }],
+    stateDir: `${bed.root}/net0`,
     logDhcp: true,
   };
   ipA = allocateAddress(net, new Set(), {
@@ -87,24 +86,18 @@ beforeAll(async () => {
   })!;
 }, T);
 
-afterAll(async () => {
-  const errors = await sweep(P, [NS]);
-  if (root) await rm(root, { recursive: true, force: true });
-  if (errors.length) console.warn(`cleanup problems: ${errors.join('; ')}`);
-}, T);
-
-describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
+describe(`taps and DHCP on a VPC bridge, on the real kernel (prefix ${P})`, () => {
   test(
-    'ensureNetwork creates bridge, address, dnsmasq and nft chains; a second call changes nothing',
+    'ensureVpcNetwork creates bridge, router address and dnsmasq; a second call changes nothing',
     async () => {
-      const first = await driver.ensureNetwork(spec);
+      const first = await driver.ensureVpcNetwork(spec);
       expect(first.changed).toEqual([
         `created bridge ${spec.bridge}`,
         `added ${spec.gatewayIp}/24 to ${spec.bridge}`,
         'started dnsmasq',
       ]);
       expect(first.notes).toEqual([]);
-      const second = await driver.ensureNetwork(spec);
+      const second = await driver.ensureVpcNetwork(spec);
       expect(second).toEqual({ changed: [], notes: [] });
 
       const br = await linkJson(spec.bridge);
@@ -125,19 +118,6 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       const pid = await dnsmasqPid();
       const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
       expect(cmdline).toContain(`--interface=${spec.bridge}`);
-      expect(await driver.listNatNetworks(spec.natTable)).toEqual([spec.bridge]);
-    },
-    T,
-  );
-
-  test(
-    'the rendered full ruleset is accepted by the real nft (check mode)',
-    async () => {
-      const script = renderNatRuleset(`${P}_chk`, [
-        { bridge: `${P}br0`, cidr: '10.11.0.0/24', uplink: 'eth0' },
-        { bridge: `${P}br1`, cidr: '10.12.0.0/24', uplink: null },
-      ]);
-      await run('nft', ['-c', '-f', '-'], { input: script, timeoutMs: 10_000 });
     },
     T,
   );
@@ -147,7 +127,9 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
     async () => {
       await addNamespaceWithVeth(NS, VETH, MAC_A);
       await ip(['link', 'set', 'dev', VETH, 'master', spec.bridge, 'up']);
-      const r = await driver.setReservations(spec, [{ mac: MAC_A, ip: ipA, hostname: 'guesta' }]);
+      const r = await driver.setVpcReservations(spec, [
+        { mac: MAC_A, ip: ipA, hostname: 'guesta' },
+      ]);
       expect(r).toEqual({ changed: true, releasedLeases: [], dnsmasq: 'reloaded' });
 
       const lease = await dhcp(NS, script);
@@ -178,7 +160,9 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
   test(
     'the address reserved for a new MAC is handed out although the old MAC still holds a lease on it',
     async () => {
-      const r = await driver.setReservations(spec, [{ mac: MAC_B, ip: ipA, hostname: 'guestb' }]);
+      const r = await driver.setVpcReservations(spec, [
+        { mac: MAC_B, ip: ipA, hostname: 'guestb' },
+      ]);
       expect(r.changed).toBe(true);
       expect(r.releasedLeases).toEqual([{ mac: MAC_A, ip: ipA }]);
       await setGuestMac(NS, MAC_B);
@@ -195,7 +179,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
     async () => {
       const restarting = new LinuxNetworkDriver({ staleLeases: 'restart' });
       const before = await dnsmasqPid();
-      const r = await restarting.setReservations(spec, [
+      const r = await restarting.setVpcReservations(spec, [
         { mac: MAC_A, ip: ipA, hostname: 'guesta' },
       ]);
       expect(r).toEqual({
@@ -287,12 +271,12 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
     async () => {
       const pid = await dnsmasqPid();
       process.kill(pid, 'SIGKILL');
-      const r1 = await driver.ensureNetwork(spec);
+      const r1 = await driver.ensureVpcNetwork(spec);
       expect(r1.changed).toEqual(['started dnsmasq']);
       expect(await dnsmasqPid()).not.toBe(pid);
 
       await ip(['link', 'del', 'dev', spec.bridge]); // dnsmasq now holds a socket on a dead interface
-      const r2 = await driver.ensureNetwork(spec);
+      const r2 = await driver.ensureVpcNetwork(spec);
       expect(r2.changed).toEqual([
         `created bridge ${spec.bridge}`,
         `added ${spec.gatewayIp}/24 to ${spec.bridge}`,
@@ -305,7 +289,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       // A lost pid file: the running dnsmasq is found by its command line and replaced.
       const before = await dnsmasqPid();
       await rm(dnsmasqPaths(spec.stateDir).pidFile);
-      expect((await driver.ensureNetwork(spec)).changed).toEqual(['started dnsmasq']);
+      expect((await driver.ensureVpcNetwork(spec)).changed).toEqual(['started dnsmasq']);
       expect(await dnsmasqPid()).not.toBe(before);
     },
     T,
@@ -315,12 +299,12 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
     'a changed spec (DNS off, domain) restarts dnsmasq with the new arguments',
     async () => {
       const before = await dnsmasqPid();
-      const r = await driver.ensureNetwork({ ...spec, dns: false, domain: 'mc.internal' });
+      const r = await driver.ensureVpcNetwork({ ...spec, dns: false, domain: 'mc.internal' });
       expect(r.changed).toEqual(['restarted dnsmasq (configuration changed)']);
       const pid = await dnsmasqPid();
       expect(pid).not.toBe(before);
       expect((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')).toContain('--port=0');
-      expect((await driver.ensureNetwork(spec)).changed).toEqual([
+      expect((await driver.ensureVpcNetwork(spec)).changed).toEqual([
         'restarted dnsmasq (configuration changed)',
       ]);
     },
@@ -353,7 +337,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
           });
           // each launch reads the network's full set when it calls (its own row committed)
           committed.push(reservations[i + 1]!);
-          await driver.setReservations(spec, [...committed]);
+          await driver.setVpcReservations(spec, [...committed]);
         }),
       );
       const hosts = await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8');
@@ -369,45 +353,6 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
       const reloads = (logAfter.slice(logBefore.length).match(/read .*dhcp-hosts/g) ?? []).length;
       expect(reloads).toBeGreaterThanOrEqual(1);
       expect(reloads).toBeLessThan(20); // coalesced
-      for (const id of ids) await driver.removePort(tapName(P, id));
-    },
-    T,
-  );
-
-  test(
-    'concurrent launches with syncReservations (each commits, then syncs from a slow "database"): none is lost',
-    async () => {
-      const net = parseCidr(spec.cidr);
-      const db: DhcpReservation[] = [{ mac: MAC_A, ip: ipA, hostname: 'guesta' }];
-      const taken = new Set([ipA]);
-      const ids = Array.from(
-        { length: 20 },
-        (_, i) => `i-${(0xe0000 + i).toString(16).padStart(17, '0')}`,
-      );
-      let loads = 0;
-      const load = async () => {
-        loads++;
-        const snapshot = [...db];
-        await new Promise((r) => setTimeout(r, 5 + Math.random() * 20));
-        return snapshot;
-      };
-      await Promise.all(
-        ids.map(async (id, i) => {
-          await new Promise((r) => setTimeout(r, i * 3));
-          const ipx = allocateAddress(net, taken, { reserved: [spec.gatewayIp] })!;
-          taken.add(ipx);
-          db.push({ mac: macForInstance(id), ip: ipx }); // "commit"
-          await driver.ensurePort({
-            bridge: spec.bridge,
-            tap: tapName(P, id),
-            mac: macForInstance(id),
-          });
-          await driver.syncReservations(spec, load);
-        }),
-      );
-      const hosts = await readFile(dnsmasqPaths(spec.stateDir).hostsFile, 'utf8');
-      expect(hosts.trim().split('\n')).toHaveLength(21);
-      expect(loads).toBeLessThan(20);
       for (const id of ids) await driver.removePort(tapName(P, id));
     },
     T,
@@ -433,7 +378,7 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
         const t0 = performance.now();
         await driver.ensurePort({ bridge: spec.bridge, tap, mac: macForInstance(id) });
         const t1 = performance.now();
-        await driver.setReservations(spec, [...reservations]);
+        await driver.setVpcReservations(spec, [...reservations]);
         const t2 = performance.now();
         port.push(t1 - t0);
         resv.push(t2 - t1);
@@ -453,19 +398,15 @@ describe(`LinuxNetworkDriver on the real kernel (prefix ${P})`, () => {
   );
 
   test(
-    'removeNetwork leaves no bridge, tap, dnsmasq, nft table or state directory; a second call is a no-op',
+    'removeVpcNetwork leaves no bridge, tap, dnsmasq or state directory; a second call is a no-op',
     async () => {
       const tap = tapName(P, 'i-0fedcba9876543210');
-      await driver.ensurePort({ bridge: spec.bridge, tap }); // still attached: removeNetwork takes it too
-      const r = await driver.removeNetwork(spec);
+      await driver.ensurePort({ bridge: spec.bridge, tap }); // still attached: removal takes it too
+      const r = await driver.removeVpcNetwork(spec);
       expect(r.removed).toEqual(
-        expect.arrayContaining([
-          `deleted tap ${tap}`,
-          `deleted bridge ${spec.bridge}`,
-          `deleted nft table ${spec.natTable}`,
-        ]),
+        expect.arrayContaining([`deleted tap ${tap}`, `deleted bridge ${spec.bridge}`]),
       );
-      expect(await driver.removeNetwork(spec)).toEqual({ removed: [] });
+      expect(await driver.removeVpcNetwork(spec)).toEqual({ removed: [] });
       await expect(stat(spec.stateDir)).rejects.toThrow();
       await ip(['netns', 'del', NS]); // takes the guest veth pair with it
       expect(await leftovers(P)).toEqual({ links: [], dnsmasq: [], tables: [], netns: [] });

@@ -1,10 +1,5 @@
 import { NetworkValidationError } from '@minicloud/domain';
-import {
-  dnsmasqPaths,
-  renderVpcDhcpHosts,
-  renderVpcDnsmasqArgs,
-  type VpcDnsmasqSpec,
-} from '@minicloud/network';
+import { dnsmasqPaths, renderVpcDnsmasqArgs, type VpcDnsmasqSpec } from '@minicloud/network';
 
 const base: VpcDnsmasqSpec = {
   bridge: 'mcv0a0a0a0a0',
@@ -58,6 +53,13 @@ describe('renderVpcDnsmasqArgs', () => {
     ]);
   });
 
+  test('domain with DNS on also answers locally for it', () => {
+    const args = renderVpcDnsmasqArgs({ ...base, domain: 'minicloud.internal' });
+    expect(args).toContain('--domain=minicloud.internal');
+    expect(args).toContain('--local=/minicloud.internal/');
+    expect(args).not.toContain('--port=0');
+  });
+
   test.each<[string, Partial<VpcDnsmasqSpec>]>([
     ['no subnets', { subnets: [] }],
     [
@@ -74,36 +76,18 @@ describe('renderVpcDnsmasqArgs', () => {
     ['relative path', { pidFile: 'dnsmasq.pid' }],
     ['dnsServers with DNS on', { dnsServers: ['1.1.1.1'] }],
     ['bad lease time', { leaseTime: '1y' }],
+    ['bridge too long', { bridge: 'a'.repeat(16) }],
+    ['subnet cidr', { subnets: [{ cidr: '10.1.0.0/33', gatewayIp: '10.1.0.1' }] }],
+    ['subnet cidr with host bits', { subnets: [{ cidr: '10.1.0.7/24', gatewayIp: '10.1.0.1' }] }],
+    ['gateway = network address', { subnets: [{ cidr: '10.1.0.0/24', gatewayIp: '10.1.0.0' }] }],
+    ['gateway = broadcast', { subnets: [{ cidr: '10.1.0.0/24', gatewayIp: '10.1.0.255' }] }],
+    ['tiny subnet', { subnets: [{ cidr: '10.1.0.0/31', gatewayIp: '10.1.0.0' }] }],
+    ['path with comma', { hostsFile: '/tmp/a,b' }],
+    ['path with ..', { leaseFile: '/tmp/../etc/x' }],
+    ['mtu', { mtu: 100 }],
+    ['domain', { domain: 'bad_domain' }],
+    ['dnsServers not IPs', { dns: false, dnsServers: ['one.one'] }],
   ])('refused: %s', (_what, over) => {
     expect(() => renderVpcDnsmasqArgs({ ...base, ...over })).toThrow(NetworkValidationError);
-  });
-});
-
-describe('renderVpcDhcpHosts', () => {
-  test('reservations of every subnet in one file, sorted by address', () => {
-    expect(
-      renderVpcDhcpHosts(
-        [
-          { mac: '52:54:00:00:00:02', ip: '10.1.2.9', hostname: 'b' },
-          { mac: '52:54:00:00:00:01', ip: '10.1.1.9' },
-        ],
-        base.subnets,
-      ),
-    ).toBe('52:54:00:00:00:01,10.1.1.9\n52:54:00:00:00:02,10.1.2.9,b\n');
-  });
-
-  test.each([
-    ['outside every subnet', [{ mac: '52:54:00:00:00:01', ip: '10.1.1.200' }]],
-    ['a router address', [{ mac: '52:54:00:00:00:01', ip: '10.1.2.1' }]],
-    ['a network address', [{ mac: '52:54:00:00:00:01', ip: '10.1.2.0' }]],
-    [
-      'an address twice',
-      [
-        { mac: '52:54:00:00:00:01', ip: '10.1.2.9' },
-        { mac: '52:54:00:00:00:02', ip: '10.1.2.9' },
-      ],
-    ],
-  ])('refused: %s', (_what, reservations) => {
-    expect(() => renderVpcDhcpHosts(reservations, base.subnets)).toThrow(NetworkValidationError);
   });
 });

@@ -1,27 +1,7 @@
 import { NetworkValidationError } from '@minicloud/domain';
-import { HostCommandError, type CommandRunner, type RunResult } from '@minicloud/host';
-import {
-  LinuxVpcNetworkDriver,
-  NetworkDriverError,
-  type VpcNetworkModel,
-} from '@minicloud/network';
-
-/** A scripted CommandRunner: records every call; `respond` decides each result. */
-function fakeRunner(
-  respond: (cmd: string, args: readonly string[], input?: string) => Partial<RunResult> | Error,
-) {
-  const calls: { cmd: string; args: string[]; input?: string }[] = [];
-  const run: CommandRunner = async (cmd, args, options = {}) => {
-    const input = options.input === undefined ? undefined : String(options.input);
-    calls.push({ cmd, args: [...args], input });
-    const r = respond(cmd, args, input);
-    if (r instanceof Error) throw r;
-    return { stdout: '', stderr: '', exitCode: 0, ...r };
-  };
-  return { run, calls, line: () => calls.map((c) => [c.cmd, ...c.args].join(' ')) };
-}
-
-const missing = (cmd: string) => new HostCommandError(cmd, [], null, 'ENOENT ', false);
+import { HostCommandError, type RunResult } from '@minicloud/host';
+import { LinuxNetworkDriver, NetworkDriverError, type VpcNetworkModel } from '@minicloud/network';
+import { fakeRunner, missing } from '../fake-runner.js';
 
 function tableJson(held: string[], dnat: [string, string][]): string {
   return JSON.stringify({
@@ -38,14 +18,14 @@ const conntrackOk = (n: number): Partial<RunResult> => ({
   stderr: `conntrack v1.4.7 (conntrack-tools): ${n} flow entries have been deleted.\n`,
 });
 
-describe('LinuxVpcNetworkDriver.updateElasticIps (scripted host)', () => {
+describe('LinuxNetworkDriver.updateElasticIps (scripted host)', () => {
   test('reads the table once, applies the delta, flushes both conntrack directions; then uses its own picture', async () => {
     const f = fakeRunner((cmd, args) => {
       if (cmd === 'nft' && args[0] === '-j') return { stdout: tableJson(['198.51.100.10'], []) };
       if (cmd === 'conntrack') return conntrackOk(args[1] === '--orig-dst' ? 2 : 0);
       return {};
     });
-    const d = new LinuxVpcNetworkDriver({ run: f.run });
+    const d = new LinuxNetworkDriver({ run: f.run });
     const r = await d.associateElasticIp({
       table: 'mc_vpc',
       publicIp: '198.51.100.10',
@@ -104,7 +84,7 @@ describe('LinuxVpcNetworkDriver.updateElasticIps (scripted host)', () => {
       if (cmd === 'conntrack') return conntrackOk(0);
       return {};
     });
-    const d = new LinuxVpcNetworkDriver({ run: f.run });
+    const d = new LinuxNetworkDriver({ run: f.run });
     await d.updateElasticIps('mc_vpc', [{ publicIp: '198.51.100.10' }]); // read 1, apply 1
     // A cold driver would now read; this one trusts its picture, which another process changed.
     await d.associateElasticIp({
@@ -128,7 +108,7 @@ describe('LinuxVpcNetworkDriver.updateElasticIps (scripted host)', () => {
         ? { exitCode: 1, stderr: 'Error: No such file or directory; did you mean table ...' }
         : {},
     );
-    const d = new LinuxVpcNetworkDriver({
+    const d = new LinuxNetworkDriver({
       run: (c, a, o) => f.run(c, a, { ...o, okExitCodes: [1] }),
     });
     await expect(
@@ -138,7 +118,7 @@ describe('LinuxVpcNetworkDriver.updateElasticIps (scripted host)', () => {
 
   test('bad input is refused before anything runs', async () => {
     const f = fakeRunner(() => ({}));
-    const d = new LinuxVpcNetworkDriver({ run: f.run });
+    const d = new LinuxNetworkDriver({ run: f.run });
     await expect(
       d.associateElasticIp({ table: 'mc_vpc', publicIp: '198.51.100.256', privateIp: '10.1.1.5' }),
     ).rejects.toBeInstanceOf(NetworkValidationError);
@@ -152,7 +132,7 @@ describe('LinuxVpcNetworkDriver.updateElasticIps (scripted host)', () => {
       if (cmd === 'conntrack') return missing('conntrack');
       return {};
     });
-    const d = new LinuxVpcNetworkDriver({ run: f.run });
+    const d = new LinuxNetworkDriver({ run: f.run });
     const r = await d.associateElasticIp({
       table: 'mc_vpc',
       publicIp: '198.51.100.10',
@@ -176,14 +156,14 @@ describe('LinuxVpcNetworkDriver.updateElasticIps (scripted host)', () => {
         };
       return {};
     });
-    const d = new LinuxVpcNetworkDriver({ run: f.run });
+    const d = new LinuxNetworkDriver({ run: f.run });
     await expect(
       d.associateElasticIp({ table: 'mc_vpc', publicIp: '198.51.100.10', privateIp: '10.1.1.5' }),
     ).resolves.toMatchObject({ flushedConnections: 0 });
   });
 });
 
-describe('LinuxVpcNetworkDriver.applyVpcRuleset (scripted host)', () => {
+describe('LinuxNetworkDriver.applyVpcRuleset (scripted host)', () => {
   const model: VpcNetworkModel = {
     table: 'mc_vpc',
     uplink: 'eth0',
@@ -218,7 +198,7 @@ describe('LinuxVpcNetworkDriver.applyVpcRuleset (scripted host)', () => {
       if (cmd === 'conntrack') return conntrackOk(1);
       return {};
     });
-    const d = new LinuxVpcNetworkDriver({ run: f.run, sysRoot: '/nonexistent' });
+    const d = new LinuxNetworkDriver({ run: f.run, sysRoot: '/nonexistent' });
     const r = await d.applyVpcRuleset(model);
     expect(r.changedElasticIps).toEqual(['198.51.100.11']); // gone from the model
     expect(r.notes).toEqual(['uplink eth0 does not exist (yet): no outside traffic until it does']);
@@ -240,115 +220,9 @@ describe('LinuxVpcNetworkDriver.applyVpcRuleset (scripted host)', () => {
         ? new HostCommandError('nft', args, 1, 'Error: syntax error', false)
         : { stdout: tableJson([], []) },
     );
-    const d = new LinuxVpcNetworkDriver({ run: f.run });
+    const d = new LinuxNetworkDriver({ run: f.run });
     await expect(d.applyVpcRuleset(model, { flushConntrack: false })).rejects.toBeInstanceOf(
       NetworkDriverError,
     );
-  });
-});
-
-describe('Elastic IP addresses on the uplink (scripted host)', () => {
-  const addrJson = (extra: object[] = []) =>
-    JSON.stringify([
-      {
-        ifname: 'eth0',
-        addr_info: [
-          { family: 'inet', local: '192.0.2.5', prefixlen: 24, scope: 'global', label: 'eth0' },
-          ...extra,
-        ],
-      },
-      { ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1', prefixlen: 8 }] },
-    ]);
-
-  test('added as a scope-host /32 with the deployment label', async () => {
-    const f = fakeRunner((cmd, args) => (args[1] === '-4' ? { stdout: addrJson() } : {}));
-    const d = new LinuxVpcNetworkDriver({ run: f.run });
-    expect(
-      await d.ensureElasticIpAddress({ uplink: 'eth0', publicIp: '198.51.100.10', prefix: 'mc' }),
-    ).toBe(true);
-    expect(f.line()[1]).toBe('ip addr add 198.51.100.10/32 dev eth0 scope host label eth0:mc');
-  });
-
-  test('already there: nothing to do; on another interface: a conflict', async () => {
-    const f = fakeRunner(() => ({
-      stdout: addrJson([
-        { family: 'inet', local: '198.51.100.10', prefixlen: 32, scope: 'host', label: 'eth0:mc' },
-      ]),
-    }));
-    const d = new LinuxVpcNetworkDriver({ run: f.run });
-    expect(
-      await d.ensureElasticIpAddress({ uplink: 'eth0', publicIp: '198.51.100.10', prefix: 'mc' }),
-    ).toBe(false);
-    await expect(
-      d.ensureElasticIpAddress({ uplink: 'eth0', publicIp: '192.0.2.5', prefix: 'mc' }),
-    ).rejects.toMatchObject({ code: 'NetworkLinkConflict' });
-  });
-
-  test('listing: our label only; without a label, scope-host /32s inside the pools', async () => {
-    const link = (label: string | undefined) =>
-      JSON.stringify([
-        {
-          ifname: 'enx00e04c680001',
-          addr_info: [
-            { family: 'inet', local: '192.0.2.5', prefixlen: 24, scope: 'global' },
-            { family: 'inet', local: '198.51.100.10', prefixlen: 32, scope: 'host', label },
-            { family: 'inet', local: '198.51.100.77', prefixlen: 32, scope: 'global', label },
-            { family: 'inet', local: '203.0.113.1', prefixlen: 32, scope: 'host', label },
-          ],
-        },
-      ]);
-    const f = fakeRunner(() => ({ stdout: link(undefined) }));
-    const d = new LinuxVpcNetworkDriver({ run: f.run });
-    expect(
-      await d.listElasticIpAddresses({
-        uplink: 'enx00e04c680001',
-        prefix: 'mc',
-        pools: ['198.51.100.0/24'],
-      }),
-    ).toEqual(['198.51.100.10']);
-    const g = fakeRunner(() => ({
-      stdout: JSON.stringify([
-        {
-          ifname: 'eth0',
-          addr_info: [
-            {
-              family: 'inet',
-              local: '198.51.100.10',
-              prefixlen: 32,
-              scope: 'host',
-              label: 'eth0:mc',
-            },
-            {
-              family: 'inet',
-              local: '198.51.100.11',
-              prefixlen: 32,
-              scope: 'host',
-              label: 'eth0:xy',
-            },
-          ],
-        },
-      ]),
-    }));
-    expect(
-      await new LinuxVpcNetworkDriver({ run: g.run }).listElasticIpAddresses({
-        uplink: 'eth0',
-        prefix: 'mc',
-      }),
-    ).toEqual(['198.51.100.10']);
-  });
-
-  test('announce: iputils arping, falling back to busybox when it is not installed', async () => {
-    const f = fakeRunner((cmd) => (cmd === 'arping' ? missing('arping') : {}));
-    const d = new LinuxVpcNetworkDriver({ run: f.run });
-    const r = await d.announceElasticIp({ uplink: 'eth0', publicIp: '198.51.100.10' });
-    expect(r).toMatchObject({ announced: true, tool: 'busybox arping' });
-    expect(r.notes).toEqual([expect.stringMatching(/iputils-arping/)]);
-    expect(f.line()).toEqual([
-      'arping -U -c 1 -I eth0 198.51.100.10',
-      'busybox arping -U -c 1 -I eth0 198.51.100.10',
-    ]);
-    f.calls.length = 0;
-    await d.announceElasticIp({ uplink: 'eth0', publicIp: '198.51.100.10' });
-    expect(f.line()).toEqual(['busybox arping -U -c 1 -I eth0 198.51.100.10']);
   });
 });

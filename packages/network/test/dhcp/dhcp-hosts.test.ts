@@ -1,97 +1,16 @@
 import { NetworkValidationError } from '@minicloud/domain';
 import {
   conflictingLeases,
-  dnsmasqPaths,
   parseDhcpLeases,
   removeLeaseLines,
   renderDhcpHosts,
-  renderDnsmasqArgs,
-  type DnsmasqSpec,
+  renderVpcDhcpHosts,
 } from '@minicloud/network';
 
-const base: DnsmasqSpec = {
-  bridge: 'mcbr0',
-  cidr: '10.11.0.0/24',
-  gatewayIp: '10.11.0.1',
-  ...dnsmasqPaths('/var/lib/minicloud/networks/mcbr0'),
-};
-
-describe('renderDnsmasqArgs', () => {
-  test('golden: defaults (DNS on, 12h static leases)', () => {
-    expect(renderDnsmasqArgs(base)).toEqual([
-      '--conf-file=/dev/null',
-      '--pid-file=/var/lib/minicloud/networks/mcbr0/dnsmasq.pid',
-      '--bind-interfaces',
-      '--interface=mcbr0',
-      '--except-interface=lo',
-      '--listen-address=10.11.0.1',
-      '--dhcp-range=10.11.0.0,static,255.255.255.0,12h',
-      '--dhcp-hostsfile=/var/lib/minicloud/networks/mcbr0/dhcp-hosts',
-      '--dhcp-leasefile=/var/lib/minicloud/networks/mcbr0/dnsmasq.leases',
-      '--dhcp-authoritative',
-      '--dhcp-option=option:router,10.11.0.1',
-      '--no-hosts',
-      '--log-facility=/var/lib/minicloud/networks/mcbr0/dnsmasq.log',
-    ]);
-  });
-
-  test('golden: DNS off with explicit servers, domain, lease time, MTU, DHCP logging', () => {
-    expect(
-      renderDnsmasqArgs({
-        ...base,
-        cidr: '172.20.0.0/22',
-        gatewayIp: '172.20.0.1',
-        dns: false,
-        dnsServers: ['1.1.1.1', '9.9.9.9'],
-        domain: 'minicloud.internal',
-        leaseTime: '1h',
-        mtu: 1450,
-        logDhcp: true,
-      }).slice(6),
-    ).toEqual([
-      '--dhcp-range=172.20.0.0,static,255.255.252.0,1h',
-      '--dhcp-hostsfile=/var/lib/minicloud/networks/mcbr0/dhcp-hosts',
-      '--dhcp-leasefile=/var/lib/minicloud/networks/mcbr0/dnsmasq.leases',
-      '--dhcp-authoritative',
-      '--dhcp-option=option:router,172.20.0.1',
-      '--no-hosts',
-      '--log-facility=/var/lib/minicloud/networks/mcbr0/dnsmasq.log',
-      '--port=0',
-      '--dhcp-option=option:dns-server,1.1.1.1,9.9.9.9',
-      '--domain=minicloud.internal',
-      '--dhcp-option=option:mtu,1450',
-      '--log-dhcp',
-    ]);
-  });
-
-  test('domain with DNS on also answers locally for it', () => {
-    const args = renderDnsmasqArgs({ ...base, domain: 'minicloud.internal' });
-    expect(args).toContain('--domain=minicloud.internal');
-    expect(args).toContain('--local=/minicloud.internal/');
-    expect(args).not.toContain('--port=0');
-  });
-
-  test.each<[string, Partial<DnsmasqSpec>]>([
-    ['bridge name', { bridge: 'MC-br0' }],
-    ['bridge too long', { bridge: 'a'.repeat(16) }],
-    ['cidr', { cidr: '10.11.0.0/33' }],
-    ['cidr with host bits', { cidr: '10.11.0.7/24' }],
-    ['gateway outside', { gatewayIp: '10.12.0.1' }],
-    ['gateway = network address', { gatewayIp: '10.11.0.0' }],
-    ['gateway = broadcast', { gatewayIp: '10.11.0.255' }],
-    ['tiny block', { cidr: '10.11.0.0/31', gatewayIp: '10.11.0.0' }],
-    ['relative path', { pidFile: 'x.pid' }],
-    ['path with comma', { hostsFile: '/tmp/a,b' }],
-    ['path with ..', { leaseFile: '/tmp/../etc/x' }],
-    ['lease time', { leaseTime: '12x' }],
-    ['mtu', { mtu: 100 }],
-    ['domain', { domain: 'bad_domain' }],
-    ['dnsServers with dns on', { dnsServers: ['1.1.1.1'] }],
-    ['dnsServers not IPs', { dns: false, dnsServers: ['one.one'] }],
-  ])('rejects bad %s', (_what, patch) => {
-    expect(() => renderDnsmasqArgs({ ...base, ...patch })).toThrow(NetworkValidationError);
-  });
-});
+const subnets = [
+  { cidr: '10.1.2.0/24', gatewayIp: '10.1.2.1' },
+  { cidr: '10.1.1.0/25', gatewayIp: '10.1.1.1' },
+];
 
 describe('renderDhcpHosts', () => {
   test('golden: sorted by address, MACs lower-cased, hostname optional, trailing newline', () => {
@@ -228,5 +147,34 @@ describe('leases', () => {
     expect(out).not.toContain('10.250.0.10');
     expect(out).toContain('10.250.0.11');
     expect(out).toContain('duid');
+  });
+});
+
+describe('renderVpcDhcpHosts', () => {
+  test('reservations of every subnet in one file, sorted by address', () => {
+    expect(
+      renderVpcDhcpHosts(
+        [
+          { mac: '52:54:00:00:00:02', ip: '10.1.2.9', hostname: 'b' },
+          { mac: '52:54:00:00:00:01', ip: '10.1.1.9' },
+        ],
+        subnets,
+      ),
+    ).toBe('52:54:00:00:00:01,10.1.1.9\n52:54:00:00:00:02,10.1.2.9,b\n');
+  });
+
+  test.each([
+    ['outside every subnet', [{ mac: '52:54:00:00:00:01', ip: '10.1.1.200' }]],
+    ['a router address', [{ mac: '52:54:00:00:00:01', ip: '10.1.2.1' }]],
+    ['a network address', [{ mac: '52:54:00:00:00:01', ip: '10.1.2.0' }]],
+    [
+      'an address twice',
+      [
+        { mac: '52:54:00:00:00:01', ip: '10.1.2.9' },
+        { mac: '52:54:00:00:00:02', ip: '10.1.2.9' },
+      ],
+    ],
+  ])('refused: %s', (_what, reservations) => {
+    expect(() => renderVpcDhcpHosts(reservations, subnets)).toThrow(NetworkValidationError);
   });
 });
