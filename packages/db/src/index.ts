@@ -35,3 +35,5 @@ export function isUniqueViolation(error: unknown, field?: string): boolean {
 }
 
 export { applyMigrations } from './migrate.js';
+export * from './repositories/network.js';
+export * from './repositories/network-security-groups.js';
