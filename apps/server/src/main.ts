@@ -1,4 +1,4 @@
-import { vpcBridgeName } from '@minicloud/domain';
+import { KeyedLock, vpcBridgeName } from '@minicloud/domain';
 import { chmod, mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { loadConfig, ConfigError, type Config } from '@minicloud/config';
@@ -7,19 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { JobQueue, connectionFromUrl } from '@minicloud/queue';
 import { run } from '@minicloud/host';
 import { detectVirtType, LibvirtHypervisor } from '@minicloud/hypervisor';
-import { LinuxSecurityGroupDriver } from '@minicloud/network';
+import { LinuxNetworkDriver } from '@minicloud/network';
 import { FileVolumeDriver, ImageStore, LvmVolumeDriver } from '@minicloud/storage';
 import { createApiApp, ensureAdminKey } from '@minicloud/app-api';
 import { ImageService } from '@minicloud/app-api/images';
 import { NetworkService } from '@minicloud/app-api/networks';
 import { AddressService } from '@minicloud/app-api/addresses';
-import {
-  KeyedLock,
-  removeAllNetworks,
-  startWorker,
-  tearDown,
-  type WorkerDeps,
-} from '@minicloud/app-worker';
+import { removeAllNetworks, startWorker, tearDown, type WorkerDeps } from '@minicloud/app-worker';
 
 /**
  * The minicloud daemon: API and worker in one process by default.
@@ -71,7 +65,7 @@ async function main() {
   const virt = detectVirtType({ override: config.virtType });
   const uplink = await uplinkOf(config);
   const hypervisor = new LibvirtHypervisor({ uri: config.libvirtUri });
-  const network = new LinuxSecurityGroupDriver();
+  const network = new LinuxNetworkDriver();
   const images = new ImageStore({
     imagesDir: config.paths.images,
     allowLocalSourcesUnder: config.imageImportDirs,
@@ -205,8 +199,9 @@ async function registerDefaultImage(images: ImageService, path: string) {
 }
 
 /**
- * Remove every domain, tap, VPC bridge, dnsmasq, nft table, Elastic IP address on the uplink and
- * file of this installation (and the pre-VPC default network, if it is still there).
+ * Remove every domain, instance directory and network object of this installation: Elastic IP
+ * addresses on the uplink, then everything carrying its prefix (taps, bridges, dnsmasq, nft
+ * tables, also those an older version made) and the networks' state directories.
  */
 async function teardown(deps: WorkerDeps) {
   const { prefix } = deps.settings;
@@ -214,9 +209,6 @@ async function teardown(deps: WorkerDeps) {
     await deps.hypervisor.undefine(d.name);
   const instances = await deps.db.instance.findMany({ select: { id: true } });
   for (const i of instances) await tearDown(deps, i.id);
-  for (const link of await deps.network.listOwnedLinks(prefix)) {
-    if (link.kind === 'tun') await deps.network.removePort(link.name);
-  }
   for (const what of await removeAllNetworks(deps)) log(`teardown: removed ${what}`);
   log(`teardown of prefix ${prefix} done`);
 }

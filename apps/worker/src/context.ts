@@ -1,9 +1,9 @@
+import type { KeyedLock } from '@minicloud/domain';
 import type { Db } from '@minicloud/db';
 import type { JobQueue } from '@minicloud/queue';
 import type { Hypervisor, VirtType } from '@minicloud/hypervisor';
-import type { LinuxSecurityGroupDriver } from '@minicloud/network';
+import type { NetworkDriver } from '@minicloud/network';
 import type { FileVolumeDriver, ImageStore, VolumeDriver } from '@minicloud/storage';
-import type { KeyedLock } from './keyed-lock.js';
 
 export interface WorkerSettings {
   prefix: string;
@@ -22,13 +22,14 @@ export interface WorkerDeps {
   db: Db;
   queue: JobQueue;
   hypervisor: Hypervisor;
-  /** VPC networks, Elastic IPs and security groups. */
-  network: LinuxSecurityGroupDriver;
+  /** VPC networks, guest ports, Elastic IPs and security groups. */
+  network: NetworkDriver;
   images: ImageStore;
   /** Data volumes: the configured driver (LVM or files). */
   volumes: VolumeDriver;
   /** Root volumes: always qcow2 overlays on their image, in settings.volumesDir. */
   rootVolumes: FileVolumeDriver;
+  /** One operation at a time per instance, image, volume (and a few network keys). */
   locks: KeyedLock;
   settings: WorkerSettings;
   log: (msg: string) => void;

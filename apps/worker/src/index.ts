@@ -19,10 +19,10 @@ import {
 } from './jobs/volume.jobs.js';
 
 export type { WorkerDeps, WorkerSettings } from './context.js';
-export { KeyedLock } from './keyed-lock.js';
 export { reconcile } from './reconciler.js';
 export { tearDown, instanceLayout } from './instance-host.js';
-export { convergeNetwork, removeAllNetworks, type ConvergeReport } from './network-host.js';
+export { convergeNetwork, type ConvergeReport } from './network/converge.js';
+export { removeAllNetworks } from './network/teardown.js';
 
 export function jobHandlers(deps: WorkerDeps): JobHandlers {
   return {

@@ -7,9 +7,10 @@ import { removePath } from '@minicloud/host';
 import type { DomainSpec } from '@minicloud/hypervisor';
 import type { Image, Instance } from '@prisma/client';
 import type { WorkerDeps } from './context.js';
-import { ensureInstanceNetwork, ensureInstancePort, syncVpcReservations } from './network-host.js';
+import { ensureInstanceNetwork, ensureInstancePort } from './network/instance-ports.js';
+import { syncVpcReservations } from './network/reservations.js';
+import { upsertSecurityPort } from './network/security-groups.js';
 import type { Revert } from './revert.js';
-import { upsertSecurityPort } from './security-group-host.js';
 import { attachedVolumes, diskFor, driverFor, ensureVolume } from './volume-host.js';
 
 /** Where an instance's files live and what its host objects are called. */
@@ -95,9 +96,10 @@ export async function bringUp(
       }),
     );
   const port = async () => {
-    // The VPC exists first; then the tap, the DHCP reservation and the security-group port
-    // (the tables drop what an unknown tap sends) are independent: made at the same time.
-    const spec = await ensureInstanceNetwork(deps, instance.vpcId);
+    // The VPC exists first (from the instance's row alone when it is known); then the tap, the
+    // DHCP reservation and the security-group port (the tables drop what an unknown tap sends)
+    // are independent: made at the same time, each together with those of concurrent launches.
+    const spec = await ensureInstanceNetwork(deps, instance);
     await Promise.all([
       ensureInstancePort(
         deps,

@@ -6,7 +6,7 @@ import { instanceIdFromDomainName, tapName } from '@minicloud/domain';
 import { removePath } from '@minicloud/host';
 import type { WorkerDeps } from './context.js';
 import { instanceLayout } from './instance-host.js';
-import { convergeNetwork } from './network-host.js';
+import { convergeNetwork } from './network/converge.js';
 
 export interface ReconcileReport {
   removedDomains: string[];

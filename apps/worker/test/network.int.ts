@@ -1,6 +1,6 @@
 /**
  * The worker's network side against the real things: a real SQLite database (migrations
- * applied), the real LinuxVpcNetworkDriver on the kernel (bridges, dnsmasq, nft), an uplink
+ * applied), the real LinuxNetworkDriver on the kernel (bridges, dnsmasq, nft), an uplink
  * (a veth pair) this test makes, and libvirt's test:///default driver for the terminate path (no guest
  * runs). Every host object carries the test prefix and is removed in afterAll, also after a
  * failure; ip_forward is restored. eth0 and the host's own tables are never touched.
@@ -11,6 +11,7 @@ import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  KeyedLock,
   intToIp,
   macForInstance,
   newId,
@@ -21,12 +22,7 @@ import {
 } from '@minicloud/domain';
 import { run, pathExists } from '@minicloud/host';
 import { LibvirtHypervisor } from '@minicloud/hypervisor';
-import {
-  dnsmasqPaths,
-  LinuxNetworkDriver,
-  LinuxSecurityGroupDriver,
-  type VpcNetworkModel,
-} from '@minicloud/network';
+import { dnsmasqPaths, LinuxNetworkDriver, type VpcNetworkModel } from '@minicloud/network';
 import type { Db } from '@minicloud/db';
 import { freshDatabase, testPrefix } from '../../../tests/support/api-harness.js';
 import {
@@ -37,15 +33,11 @@ import {
   writeIpForward,
 } from '../../../packages/network/test/int-helpers.js';
 import type { WorkerDeps } from '../src/context.js';
-import { KeyedLock } from '../src/keyed-lock.js';
 import { finishTermination } from '../src/jobs/instance-terminate.job.js';
-import {
-  convergeNetwork,
-  ensureInstancePort,
-  rangeToCidrs,
-  removeAllNetworks,
-  syncVpcReservations,
-} from '../src/network-host.js';
+import { convergeNetwork } from '../src/network/converge.js';
+import { ensureInstanceNetwork, ensureInstancePort } from '../src/network/instance-ports.js';
+import { syncVpcReservations } from '../src/network/reservations.js';
+import { removeAllNetworks } from '../src/network/teardown.js';
 
 const T = 60_000;
 const P = testPrefix('mw');
@@ -57,7 +49,7 @@ let db: Db;
 let deps: WorkerDeps;
 let hypervisor: LibvirtHypervisor;
 let ipForwardBefore: string | null = null;
-const driver = new LinuxSecurityGroupDriver({ arpAnnounce: 'none' });
+const driver = new LinuxNetworkDriver({ arpAnnounce: 'none' });
 const logs: string[] = [];
 const announced: string[] = [];
 const timings: string[] = [];
@@ -85,6 +77,7 @@ interface TestInstance {
   mac: string;
   ip: string;
   vpcId: string;
+  subnetId: string;
   tap: string;
 }
 
@@ -112,7 +105,7 @@ async function addInstance(vpcId: string, subnetId: string, ip: string): Promise
       lease: { create: { network: vpcId, ip, mac, subnetId } },
     },
   });
-  return { id, mac, ip, vpcId, tap: tapName(P, id) };
+  return { id, mac, ip, vpcId, subnetId, tap: tapName(P, id) };
 }
 
 async function addEip(publicIp: string, to: TestInstance | null, autoAssigned = false) {
@@ -295,43 +288,25 @@ afterAll(async () => {
 
 describe(`worker network host side (prefix ${P})`, () => {
   test(
-    'convergeNetwork makes bridges, router addresses, dnsmasq, reservations, the nft table and Elastic IPs; removes the legacy network and keeps its guest connected',
+    'convergeNetwork makes bridges, router addresses, dnsmasq, reservations, the nft table and Elastic IPs; attaches a detached guest tap',
     async () => {
-      // The pre-VPC default network, with the tap of an instance that was adopted into VPC A
-      // (same subnet, same router address), as an upgrade finds it.
-      const legacy = {
-        bridge: `${P}br0`,
-        cidr: cidrs.a1,
-        gatewayIp: host(cidrs.a1, 1),
-        stateDir: join(deps.settings.networksDir, 'default'),
-        uplink: null,
-        natTable: `${P}_nat`,
-      };
-      await new LinuxNetworkDriver().ensureNetwork(legacy);
-      await driver.ensurePort({ bridge: legacy.bridge, tap: i1.tap, mac: i1.mac });
+      // i1's tap exists but hangs on no bridge (as after its bridge was re-created).
+      await run('ip', ['tuntap', 'add', 'dev', i1.tap, 'mode', 'tap'], { timeoutMs: 10_000 });
 
       const t0 = performance.now();
       const r = await convergeNetwork(deps);
-      timings.push(
-        `first converge (3 VPCs, legacy removal): ${Math.round(performance.now() - t0)} ms`,
-      );
+      timings.push(`first converge (3 VPCs): ${Math.round(performance.now() - t0)} ms`);
 
       expect(r.vpcs).toBe(3);
-      expect(r.removed.join(' ')).toContain(`deleted bridge ${legacy.bridge}`);
       expect(r.changed).toEqual(
         expect.arrayContaining([
-          `moved ${i1.tap} from ${legacy.bridge} to ${bridge(ids.vpcA)}`,
+          `attached ${i1.tap} to ${bridge(ids.vpcA)}`,
           `${ids.vpcA}: added ${host(cidrs.a1, 1)}/24 to ${bridge(ids.vpcA)}`,
           `${ids.vpcB}: created bridge ${bridge(ids.vpcB)}`,
         ]),
       );
       expect(r.skipped).toEqual([expect.stringContaining(`association of ${eips.e3}`)]);
       expect(r.elasticIps.added).toEqual([eips.e1, eips.e2, eips.e3]);
-
-      // legacy network gone, its guest's tap now on VPC A's bridge
-      expect(await linkExists(legacy.bridge)).toBe(false);
-      expect(await pathExists(legacy.stateDir)).toBe(false);
-      expect(await new LinuxNetworkDriver().listOwnedNatTables(P)).toEqual([TABLE]);
       expect(await masterOf(i1.tap)).toBe(bridge(ids.vpcA));
 
       // bridges and router addresses (first host of each subnet)
@@ -459,7 +434,8 @@ describe(`worker network host side (prefix ${P})`, () => {
       try {
         const i4 = await addInstance(ids.vpcA, ids.subnetA1, host(cidrs.a1, 11));
         const t0 = performance.now();
-        const spec = await ensureInstancePort(deps, { vpcId: i4.vpcId, tap: i4.tap, mac: i4.mac });
+        const spec = await ensureInstanceNetwork(deps, i4);
+        await ensureInstancePort(deps, i4, spec);
         await syncVpcReservations(deps, i4.vpcId, spec);
         timings.push(`port of a launch into a known VPC: ${Math.round(performance.now() - t0)} ms`);
         expect(ensures).toBe(0);
@@ -476,7 +452,7 @@ describe(`worker network host side (prefix ${P})`, () => {
           data: { id: subnetA3, vpcId: ids.vpcA, cidrBlock: cidrs.a3, state: 'pending' },
         });
         const i5 = await addInstance(ids.vpcA, subnetA3, host(cidrs.a3, 10));
-        await ensureInstancePort(deps, { vpcId: i5.vpcId, tap: i5.tap, mac: i5.mac });
+        await ensureInstancePort(deps, i5, await ensureInstanceNetwork(deps, i5));
         expect(ensures).toBeGreaterThan(0);
         expect(await addressesOf(bridge(ids.vpcA))).toContain(`${host(cidrs.a3, 1)}/24`);
         expect((await db.subnet.findUnique({ where: { id: subnetA3 } }))!.state).toBe('available');
@@ -484,7 +460,7 @@ describe(`worker network host side (prefix ${P})`, () => {
 
         // A bridge that vanished behind the worker's back: the attach is retried after a real ensure.
         await run('ip', ['link', 'del', 'dev', bridge(ids.vpcA)], { timeoutMs: 10_000 });
-        await ensureInstancePort(deps, { vpcId: i4.vpcId, tap: i4.tap, mac: i4.mac });
+        await ensureInstancePort(deps, i4, spec);
         expect(await masterOf(i4.tap)).toBe(bridge(ids.vpcA));
         // the reconciler's converge puts the other detached taps back
         await convergeNetwork(deps);
@@ -587,15 +563,4 @@ describe(`worker network host side (prefix ${P})`, () => {
     },
     T,
   );
-
-  test('rangeToCidrs covers exactly the range with the fewest blocks', () => {
-    expect(rangeToCidrs('198.51.100.16', '198.51.100.31')).toEqual(['198.51.100.16/28']);
-    expect(rangeToCidrs('198.51.100.5', '198.51.100.5')).toEqual(['198.51.100.5/32']);
-    expect(rangeToCidrs('198.51.100.3', '198.51.100.9')).toEqual([
-      '198.51.100.3/32',
-      '198.51.100.4/30',
-      '198.51.100.8/31',
-    ]);
-    expect(rangeToCidrs('0.0.0.0', '255.255.255.255')).toEqual(['0.0.0.0/0']);
-  });
 });

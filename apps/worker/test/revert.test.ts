@@ -1,4 +1,3 @@
-import { KeyedLock } from '../src/keyed-lock.js';
 import { Revert } from '../src/revert.js';
 
 describe('Revert', () => {
@@ -23,23 +22,5 @@ describe('Revert', () => {
     r.success();
     await r.undo();
     expect(undone).toBe(false);
-  });
-});
-
-describe('KeyedLock', () => {
-  it('runs one operation per key at a time, different keys in parallel', async () => {
-    const lock = new KeyedLock();
-    const events: string[] = [];
-    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-    const op = (key: string, name: string) =>
-      lock.run(key, async () => {
-        events.push(`start ${name}`);
-        await sleep(20);
-        events.push(`end ${name}`);
-      });
-    await Promise.all([op('i-1', 'a'), op('i-1', 'b'), op('i-2', 'c')]);
-    expect(events.indexOf('end a')).toBeLessThan(events.indexOf('start b'));
-    expect(events.indexOf('start c')).toBeLessThan(events.indexOf('end a'));
-    expect(lock.isHeld('i-1')).toBe(false);
   });
 });

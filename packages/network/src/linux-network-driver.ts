@@ -282,7 +282,12 @@ export class LinuxNetworkDriver implements NetworkDriver {
     return this.host.linkExists(name);
   }
 
-  sweep(prefix: string, options?: { stateRoot?: string }): Promise<string[]> {
-    return this.inventory.sweep(prefix, options);
+  async sweep(prefix: string, options?: { stateRoot?: string }): Promise<string[]> {
+    const removed = await this.inventory.sweep(prefix, options);
+    // What the parts remember having applied is gone with it.
+    this.vpcs.forget();
+    this.vpcTable.forget();
+    this.firewall.forget();
+    return removed;
   }
 }

@@ -1,8 +1,9 @@
 import { jobIds } from '@minicloud/queue';
 import type { WorkerDeps } from '../context.js';
-import { removeSecurityPort } from '../security-group-host.js';
 import { tearDown } from '../instance-host.js';
-import { convergeNetwork, syncVpcReservations } from '../network-host.js';
+import { convergeNetwork } from '../network/converge.js';
+import { syncVpcReservations } from '../network/reservations.js';
+import { removeSecurityPort } from '../network/security-groups.js';
 import { releaseVolumes } from '../volume-host.js';
 
 /**

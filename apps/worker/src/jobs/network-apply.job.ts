@@ -1,6 +1,7 @@
 import type { WorkerDeps } from '../context.js';
-import { applyElasticIpsNow, convergeNetwork } from '../network-host.js';
-import { applySecurityGroupsNow } from '../security-group-host.js';
+import { convergeNetwork } from '../network/converge.js';
+import { applyElasticIpsNow } from '../network/elastic-ips.js';
+import { applySecurityGroupsNow } from '../network/security-groups.js';
 
 /**
  * network.apply: make the host's VPC networks, nft tables and Elastic IPs match the database.

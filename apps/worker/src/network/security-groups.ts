@@ -1,11 +1,17 @@
-import { defaultGateway, tapName, vpcBridgeName } from '@minicloud/domain';
+import { Batcher, defaultGateway, tapName, vpcBridgeName } from '@minicloud/domain';
 import {
-  type SecurityGroupNetworkModel,
-  type SecurityGroupPortModel,
-  type SecurityGroupRuleModel,
+  findSecurityGroupPorts,
+  loadSecurityGroupRows,
+  type SecurityGroupPortRow,
+  type SecurityGroupRows,
+} from '@minicloud/db';
+import type {
+  SecurityGroupNetworkModel,
+  SecurityGroupPortModel,
+  SecurityGroupRuleModel,
 } from '@minicloud/network';
 import type { SecurityGroupRule } from '@prisma/client';
-import type { WorkerDeps } from './context.js';
+import type { WorkerDeps, WorkerSettings } from '../context.js';
 
 /**
  * Security groups on the host: the database as the model of the `<prefix>_sg` (inet) and
@@ -27,74 +33,65 @@ function ruleModel(r: SecurityGroupRule): SecurityGroupRuleModel {
   };
 }
 
-type InstanceRow = {
-  id: string;
-  vpcId: string;
-  macAddress: string;
-  privateIp: string | null;
-  securityGroups: { groupId: string; position: number }[];
-};
-
 function portModel(
-  deps: WorkerDeps,
-  i: InstanceRow,
+  prefix: string,
+  i: SecurityGroupPortRow,
   knownVpcs: ReadonlySet<string>,
 ): SecurityGroupPortModel | null {
   if (!i.privateIp || !knownVpcs.has(i.vpcId) || i.securityGroups.length === 0) return null;
   return {
-    tap: tapName(deps.settings.prefix, i.id),
-    bridge: vpcBridgeName(deps.settings.prefix, i.vpcId),
+    tap: tapName(prefix, i.id),
+    bridge: vpcBridgeName(prefix, i.vpcId),
     mac: i.macAddress,
     ip: i.privateIp,
     groupIds: [...i.securityGroups].sort((a, b) => a.position - b.position).map((g) => g.groupId),
   };
 }
 
-const instanceSelect = {
-  id: true,
-  vpcId: true,
-  macAddress: true,
-  privateIp: true,
-  securityGroups: { select: { groupId: true, position: true } },
-} as const;
-
-/** The whole security-group model of this installation, from the database. */
-export async function loadSecurityGroupModel(deps: WorkerDeps): Promise<SecurityGroupNetworkModel> {
-  const { db, settings } = deps;
-  const [vpcs, groups, rules, instances] = await Promise.all([
-    db.vpc.findMany({ include: { subnets: { select: { cidrBlock: true } } } }),
-    db.securityGroup.findMany(),
-    db.securityGroupRule.findMany({ orderBy: { createdAt: 'asc' } }),
-    db.instance.findMany({ where: { state: { not: 'terminated' } }, select: instanceSelect }),
-  ]);
-  const knownVpcs = new Set(vpcs.map((v) => v.id));
-  const skipped: string[] = [];
-  const ports = instances.flatMap((i) => {
-    const p = portModel(deps, i, knownVpcs);
+/**
+ * The rows as the firewall model (pure). Instances without an address, VPC or group are left
+ * out (nothing gets through their taps) and named in `skipped`.
+ */
+export function securityGroupModel(
+  settings: Pick<WorkerSettings, 'prefix'>,
+  rows: SecurityGroupRows,
+  skipped: string[] = [],
+): SecurityGroupNetworkModel {
+  const { prefix } = settings;
+  const knownVpcs = new Set(rows.vpcs.map((v) => v.id));
+  const ports = rows.instances.flatMap((i) => {
+    const p = portModel(prefix, i, knownVpcs);
     if (!p) skipped.push(i.id);
     return p ? [p] : [];
   });
-  if (skipped.length)
-    deps.log(
-      `security groups: instances without address, VPC or group left out: ${skipped.join(', ')}`,
-    );
   return {
-    prefix: settings.prefix,
-    bridges: vpcs.map((v) => ({
-      bridge: vpcBridgeName(settings.prefix, v.id),
+    prefix,
+    bridges: rows.vpcs.map((v) => ({
+      bridge: vpcBridgeName(prefix, v.id),
       vpcId: v.id,
       routerIps: v.subnets.map((s) => defaultGateway(s.cidrBlock)),
     })),
-    groups: groups
+    groups: rows.groups
       .filter((g) => knownVpcs.has(g.vpcId))
       .map((g) => ({
         groupId: g.id,
         vpcId: g.vpcId,
-        ingress: rules.filter((r) => r.groupId === g.id && !r.isEgress).map(ruleModel),
-        egress: rules.filter((r) => r.groupId === g.id && r.isEgress).map(ruleModel),
+        ingress: rows.rules.filter((r) => r.groupId === g.id && !r.isEgress).map(ruleModel),
+        egress: rows.rules.filter((r) => r.groupId === g.id && r.isEgress).map(ruleModel),
       })),
     ports,
   };
+}
+
+/** The whole security-group model of this installation, from the database. */
+export async function loadSecurityGroupModel(deps: WorkerDeps): Promise<SecurityGroupNetworkModel> {
+  const skipped: string[] = [];
+  const model = securityGroupModel(deps.settings, await loadSecurityGroupRows(deps.db), skipped);
+  if (skipped.length)
+    deps.log(
+      `security groups: instances without address, VPC or group left out: ${skipped.join(', ')}`,
+    );
+  return model;
 }
 
 /** Replace both tables with the database's model (established connections survive). */
@@ -106,35 +103,7 @@ export function applySecurityGroupsNow(deps: WorkerDeps) {
   });
 }
 
-/**
- * Calls that arrive while a flush runs are served together by the next flush: many launches at
- * once become one nft transaction instead of one each.
- */
-function coalescing(flush: (keys: string[]) => Promise<void>): (key: string) => Promise<void> {
-  let queue: { key: string; resolve: () => void; reject: (e: unknown) => void }[] = [];
-  let running = false;
-  const pump = async () => {
-    running = true;
-    while (queue.length) {
-      const batch = queue;
-      queue = [];
-      try {
-        await flush([...new Set(batch.map((b) => b.key))]);
-        for (const b of batch) b.resolve();
-      } catch (e) {
-        for (const b of batch) b.reject(e);
-      }
-    }
-    running = false;
-  };
-  return (key) =>
-    new Promise<void>((resolve, reject) => {
-      queue.push({ key, resolve, reject });
-      if (!running) void pump();
-    });
-}
-
-const portUpserts = new WeakMap<object, (instanceId: string) => Promise<void>>();
+const portUpserts = new WeakMap<object, Batcher<string, void>>();
 
 /**
  * The instance's port with its groups, before its guest starts (a tap the tables do not know
@@ -142,29 +111,30 @@ const portUpserts = new WeakMap<object, (instanceId: string) => Promise<void>>()
  * when the tables do not know a port's bridge or groups yet (or do not exist).
  */
 export function upsertSecurityPort(deps: WorkerDeps, instanceId: string): Promise<void> {
-  let upsert = portUpserts.get(deps.network);
-  if (!upsert) {
-    upsert = coalescing((ids) => upsertPorts(deps, ids));
-    portUpserts.set(deps.network, upsert);
+  let upserts = portUpserts.get(deps.network);
+  if (!upserts) {
+    upserts = new Batcher<string, void>(async (ids) => {
+      await upsertPorts(deps, [...new Set(ids)]);
+      return ids.map(() => ({ status: 'fulfilled', value: undefined }));
+    });
+    portUpserts.set(deps.network, upserts);
   }
-  return upsert(instanceId);
+  return upserts.add(instanceId);
 }
 
 async function upsertPorts(deps: WorkerDeps, instanceIds: string[]): Promise<void> {
+  const { prefix } = deps.settings;
   const fallback = await deps.locks.run(LOCK, async () => {
-    const rows = await deps.db.instance.findMany({
-      where: { id: { in: instanceIds } },
-      select: instanceSelect,
-    });
+    const rows = await findSecurityGroupPorts(deps.db, instanceIds);
     const ports = rows.flatMap((i) => {
-      const port = portModel(deps, i, new Set([i.vpcId]));
+      const port = portModel(prefix, i, new Set([i.vpcId]));
       // Without a group nothing gets through its tap: the safe side.
       if (!port) deps.log(`security groups: ${i.id} has no address or group; its port stays shut`);
       return port ? [port] : [];
     });
     if (!ports.length) return false;
     try {
-      await deps.network.updateSecurityGroups(deps.settings.prefix, { ports });
+      await deps.network.updateSecurityGroups(prefix, { ports });
       return false;
     } catch {
       return true;
@@ -184,8 +154,4 @@ export async function removeSecurityPort(deps: WorkerDeps, instanceId: string): 
       deps.log(`security groups: removing the port of ${instanceId}: ${(e as Error).message}`);
     }
   });
-}
-
-export function removeSecurityGroupTables(deps: WorkerDeps): Promise<string[]> {
-  return deps.network.removeSecurityGroupTables(deps.settings.prefix);
 }

@@ -195,6 +195,11 @@ export class FirewallTables implements SecurityGroupTables {
     return this.states.get(assertNamePrefix(prefix)) ?? null;
   }
 
+  /** Forget what this process applied (the tables were removed behind this part's back). */
+  forget(): void {
+    this.states.clear();
+  }
+
   /** Our inet and bridge tables (<prefix>_sg*). */
   async listOwned(prefix: string): Promise<OwnedSecurityGroupTables> {
     assertNamePrefix(prefix);

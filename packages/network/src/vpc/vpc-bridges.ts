@@ -145,6 +145,11 @@ export class VpcBridges implements VpcNetworks {
     });
   }
 
+  /** Forget the reservations applied (the bridges were removed behind this part's back). */
+  forget(): void {
+    this.reservations.clear();
+  }
+
   readLeases(spec: Pick<VpcNetworkSpec, 'stateDir'>): Promise<DhcpLease[]> {
     return this.dnsmasq.readLeases(assertSafePath(spec.stateDir, 'stateDir'));
   }

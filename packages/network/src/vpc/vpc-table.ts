@@ -170,6 +170,11 @@ export class VpcTable implements VpcRuleset {
     });
   }
 
+  /** Forget what this process applied (the tables were removed behind this part's back). */
+  forget(): void {
+    this.eipState.clear();
+  }
+
   /** Names of the VPC tables (family ip, <prefix>_vpc*). */
   listOwned(prefix: string): Promise<string[]> {
     return this.nft.tableNames('ip', `${prefix}_vpc`);
