@@ -6,5 +6,5 @@ export * from './linux-network.js';
 export * from './vpc-ruleset.js';
 export * from './vpc-dnsmasq.js';
 export * from './vpc-network.js';
-export * from './sg-ruleset.js';
+export * from './firewall/index.js';
 export * from './sg-network.js';
