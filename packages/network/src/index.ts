@@ -3,7 +3,7 @@ export * from './dnsmasq.js';
 export * from './nft.js';
 export * from './mutex.js';
 export * from './linux-network.js';
-export * from './vpc-ruleset.js';
+export * from './vpc-ruleset/index.js';
 export * from './vpc-dnsmasq.js';
 export * from './vpc-network.js';
 export * from './firewall/index.js';
