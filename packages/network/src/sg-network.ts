@@ -19,7 +19,7 @@ import {
   type SecurityGroupPortModel,
   type SecurityGroupState,
   type SecurityGroupUpdate,
-} from './sg-ruleset.js';
+} from './firewall/index.js';
 import { LinuxVpcNetworkDriver } from './vpc-network.js';
 
 /**

@@ -43,7 +43,7 @@ import {
   type ElasticIpChange,
   type EipMapsState,
   type VpcNetworkModel,
-} from './vpc-ruleset.js';
+} from './vpc-ruleset/index.js';
 
 /**
  * The host side of VPCs: one Linux bridge per VPC holding each subnet's router address, one
