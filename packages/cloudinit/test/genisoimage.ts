@@ -13,7 +13,7 @@ export async function writeSeedIsoWithGenisoimage(
   path: string,
   docs: SeedDocuments,
 ): Promise<void> {
-  const stage = await mkdtemp(join(tmpdir(), 'minicloud-seed-'));
+  const stage = await mkdtemp(join(tmpdir(), 'minicloud-test-genisoimage-'));
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
   try {
     await Promise.all([

@@ -2,22 +2,29 @@
  * The in-process seed ISO read back by other implementations, each compared with what it reads
  * from genisoimage's ISO of the same documents: isoinfo through Rock Ridge (-R) and through
  * Joliet (-J), blkid (how cloud-init finds the seed: LABEL=cidata, TYPE=iso9660), and Linux's
- * isofs (`mount -o loop,ro`, as cloud-init and the test guest mount it) where the host kernel
- * has it. The guests' own kernels read it in the e2e tests.
+ * isofs, as cloud-init and the test guest mount it: the host's (`mount -o loop,ro`) where its
+ * kernel has isofs, and the test image's kernel booted under QEMU (needs MINICLOUD_TEST_IMAGE).
  */
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import { HostCommandError, run } from '@minicloud/host';
 import { buildSeedDocuments, SEED_FILES, writeSeedIso, type SeedDocuments } from '../src/index.js';
 import { writeSeedIsoWithGenisoimage } from './genisoimage.js';
+import { readWithGuestKernel, type GuestListing } from './guest-kernel.js';
 import { ECDSA_NO_COMMENT, ED25519, RSA_ODD_COMMENT } from './keys.js';
 
-jest.setTimeout(60_000);
+jest.setTimeout(240_000);
 
 let dir: string;
+/** Case name -> [our ISO, genisoimage's ISO]. */
+const written = new Map<string, [string, string]>();
 beforeAll(async () => {
   dir = await mkdtemp('/tmp/minicloud-test-iso-');
+  for (const [name, docs] of cases)
+    written.set(name, await writeBoth(name.replaceAll(' ', '-'), docs));
 });
 afterAll(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
@@ -117,8 +124,8 @@ async function kernelFiles(iso: string): Promise<Map<string, [Buffer, number]> |
 describe.each(cases)('the seed ISO with %s', (name, docs) => {
   let ours: string;
   let reference: string;
-  beforeAll(async () => {
-    [ours, reference] = await writeBoth(name.replaceAll(' ', '-'), docs);
+  beforeAll(() => {
+    [ours, reference] = written.get(name)!;
   });
 
   it('is a cidata volume with Rock Ridge and Joliet, as genisoimage writes it', async () => {
@@ -161,10 +168,12 @@ describe.each(cases)('the seed ISO with %s', (name, docs) => {
     expect(await modes(ours)).toEqual(await modes(reference));
   });
 
-  it('mounts with the kernel (mount -o loop,ro) and reads every file byte for byte', async () => {
+  it("mounts with the host's kernel (mount -o loop,ro), every file byte for byte", async () => {
     const files = await kernelFiles(ours);
     if (!files) {
-      console.warn('skipped: this host kernel has no iso9660 (the e2e guests read the seed)');
+      console.warn(
+        'skipped: the host kernel has no iso9660 (the test guest kernel reads it below)',
+      );
       return;
     }
     expect([...files.keys()]).toEqual([...SEED_FILES].sort());
@@ -173,6 +182,34 @@ describe.each(cases)('the seed ISO with %s', (name, docs) => {
       expect(files.get(file)![1] & 0o777).toBe(0o644);
     }
     expect(files).toEqual(await kernelFiles(reference));
+  });
+});
+
+describe("read by the test guest's kernel (isofs), as Rock Ridge, as Joliet and as plain ISO 9660", () => {
+  const image = process.env.MINICLOUD_TEST_IMAGE;
+  const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+  it("reads every file byte for byte, exactly as it reads genisoimage's", async () => {
+    if (!image || !existsSync(image)) {
+      console.warn('skipped: MINICLOUD_TEST_IMAGE (the test guest image) is not there');
+      return;
+    }
+    const isos = cases.flatMap(([name]) => written.get(name)!);
+    const read = await readWithGuestKernel(image, isos);
+    cases.forEach(([, docs], i) => {
+      const [ours, reference] = [read[2 * i]!, read[2 * i + 1]!];
+      const files = [...expected(docs)];
+      const want: GuestListing = {
+        ro: files.map(([n, b]) => `${n} 644 ${sha256(b)}`),
+        // Without Rock Ridge, isofs shows modes r-xr-xr-x; plain names are 8.3, lower-cased.
+        'ro,norock': files.map(([n, b]) => `${n} 555 ${sha256(b)}`),
+        'ro,norock,nojoliet': files.map(
+          ([n, b]) => `${n.slice(0, 8).replace('-', '_')} 555 ${sha256(b)}`,
+        ),
+      };
+      expect(ours).toEqual(want);
+      expect(ours).toEqual(reference);
+    });
   });
 });
 
