@@ -35,3 +35,9 @@ export function isUniqueViolation(error: unknown, field?: string): boolean {
 }
 
 export { applyMigrations } from './migrate.js';
+
+export type { DbClient } from './repositories/client.js';
+export * from './repositories/tags.js';
+export * from './repositories/instances.js';
+export * from './repositories/volumes.js';
+export * from './repositories/images.js';
