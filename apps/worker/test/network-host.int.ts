@@ -28,7 +28,7 @@ import {
   type VpcNetworkModel,
 } from '@minicloud/network';
 import type { Db } from '@minicloud/db';
-import { freshDatabase, testPrefix } from '../../../tests/support/api-harness.js';
+import { freshDatabase, testPrefix } from '@minicloud/testkit/api-harness';
 import {
   freeBlocks,
   leftovers,

@@ -1,6 +1,6 @@
 /**
  * A helper process that runs INSIDE a network namespace (the e2e tests' fake "internet"):
- *   ip netns exec NS node --import tsx tests/support/netns-agent.ts
+ *   ip netns exec NS node --import tsx packages/testkit/src/netns-agent.ts
  * It is one long-lived process, so the test has exactly one PID to kill and probes from the
  * namespace cost no process start. It speaks JSON lines: a request {id, op, ...} on stdin, one
  * answer {id, ok: true, result} or {id, ok: false, error} on stdout. Operations:
@@ -33,7 +33,24 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { createServer, Socket, type Server } from 'node:net';
-import ssh2, { type Client as SshClient } from 'ssh2';
+import {
+  execOn,
+  sshConnect,
+  sshOutput,
+  stdoutOf,
+  type SshClient,
+  withTimeout,
+  type SshTarget,
+} from './ssh.js';
+import type {
+  ConnectResult,
+  PingProbeRequest,
+  PingProbeResult,
+  PingRequest,
+  PingResult,
+  ProbeRequest,
+  ProbeResult,
+} from './netns-protocol.js';
 
 interface Request {
   id: number;
@@ -64,15 +81,6 @@ function listen(port: number): Promise<{ port: number }> {
       resolve({ port: (server.address() as { port: number }).port });
     });
   });
-}
-
-interface ConnectResult {
-  connected: boolean;
-  /** Epoch ms when the TCP handshake completed (null when it did not). */
-  connectedAt: number | null;
-  connectMs: number | null;
-  data: string;
-  error: string | null;
 }
 
 /** One connection: resolves (never rejects) with what happened. */
@@ -114,29 +122,14 @@ function connectOnce(
   });
 }
 
-async function probe(r: {
-  host: string;
-  port: number;
-  expect?: string;
-  intervalMs?: number;
-  attemptTimeoutMs?: number;
-  deadlineMs?: number;
-  localAddress?: string;
-}) {
+async function probe(r: ProbeRequest): Promise<ProbeResult> {
   const interval = r.intervalMs ?? 20;
   const attemptTimeout = r.attemptTimeoutMs ?? 1000;
   const startedAt = now();
   const deadline = startedAt + (r.deadlineMs ?? 30_000);
   let attempts = 0;
   const outcomes = new Map<string, number>();
-  return new Promise<{
-    startedAt: number;
-    succeededAt: number;
-    connectedAt: number;
-    attempts: number;
-    data: string;
-    outcomes: Record<string, number>;
-  }>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     let settled = false;
     const tick = () => {
       if (settled) return;
@@ -175,81 +168,6 @@ async function probe(r: {
   });
 }
 
-function sshExec(r: {
-  host: string;
-  privateKey: string;
-  command: string;
-  timeoutMs?: number;
-  localAddress?: string;
-}): Promise<string> {
-  const timeoutMs = r.timeoutMs ?? 20_000;
-  return new Promise((resolve, reject) => {
-    const conn = new ssh2.Client();
-    const timer = setTimeout(() => {
-      conn.end();
-      reject(new Error(`ssh ${r.host} '${r.command}' timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    conn
-      .on('ready', () => {
-        conn.exec(r.command, (err, stream) => {
-          if (err) {
-            clearTimeout(timer);
-            conn.end();
-            return reject(err);
-          }
-          let out = '';
-          let errOut = '';
-          stream.on('data', (d: Buffer) => (out += d.toString()));
-          stream.stderr.on('data', (d: Buffer) => (errOut += d.toString()));
-          stream.on('close', (code: number) => {
-            clearTimeout(timer);
-            conn.end();
-            if (code === 0) resolve(out);
-            else reject(new Error(`ssh ${r.host} '${r.command}' exited ${code}: ${errOut}`));
-          });
-        });
-      })
-      .on('error', (e) => {
-        clearTimeout(timer);
-        reject(e);
-      })
-      .connect({
-        host: r.host,
-        port: 22,
-        username: 'root',
-        privateKey: r.privateKey,
-        readyTimeout: timeoutMs,
-        hostVerifier: () => true,
-        ...(r.localAddress ? { localAddress: r.localAddress } : {}),
-      });
-  });
-}
-
-/** Run one command on an open SSH connection: its stdout (rejects on a non-zero exit). */
-function execOn(conn: SshClient, what: string, command: string, timeoutMs: number) {
-  return new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(
-      () => reject(new Error(`${what} '${command}' timed out after ${timeoutMs} ms`)),
-      timeoutMs,
-    );
-    conn.exec(command, (err, stream) => {
-      if (err) {
-        clearTimeout(timer);
-        return reject(err);
-      }
-      let out = '';
-      let errOut = '';
-      stream.on('data', (d: Buffer) => (out += d.toString()));
-      stream.stderr.on('data', (d: Buffer) => (errOut += d.toString()));
-      stream.on('close', (code: number) => {
-        clearTimeout(timer);
-        if (code === 0) resolve(out);
-        else reject(new Error(`${what} '${command}' exited ${code}: ${errOut}`));
-      });
-    });
-  });
-}
-
 interface Session {
   conn: SshClient;
   host: string;
@@ -259,47 +177,25 @@ interface Session {
 const sessions = new Map<number, Session>();
 let nextSession = 1;
 
-function sshOpen(r: {
-  host: string;
-  privateKey: string;
-  timeoutMs?: number;
-  localAddress?: string;
-}): Promise<{ session: number }> {
-  const timeoutMs = r.timeoutMs ?? 20_000;
-  return new Promise((resolve, reject) => {
-    const conn = new ssh2.Client();
-    let ready = false;
-    const timer = setTimeout(() => {
-      conn.end();
-      reject(new Error(`ssh ${r.host}: no session in ${timeoutMs} ms`));
-    }, timeoutMs);
-    conn
-      .on('ready', () => {
-        ready = true;
-        clearTimeout(timer);
-        const id = nextSession++;
-        const session: Session = { conn, host: r.host, closed: null };
-        sessions.set(id, session);
-        conn.on('close', () => (session.closed ??= 'connection closed'));
-        resolve({ session: id });
-      })
-      .on('error', (e) => {
-        if (!ready) {
-          clearTimeout(timer);
-          reject(e);
-        }
-        for (const s of sessions.values()) if (s.conn === conn) s.closed ??= e.message;
-      })
-      .connect({
-        host: r.host,
-        port: 22,
-        username: 'root',
-        privateKey: r.privateKey,
-        readyTimeout: timeoutMs,
-        hostVerifier: () => true,
-        ...(r.localAddress ? { localAddress: r.localAddress } : {}),
-      });
-  });
+async function sshOpen(r: SshTarget & { timeoutMs?: number }): Promise<{ session: number }> {
+  const conn = await sshConnect(r, r.timeoutMs ?? 20_000);
+  const id = nextSession++;
+  const session: Session = { conn, host: r.host, closed: null };
+  sessions.set(id, session);
+  conn.on('close', () => (session.closed ??= 'connection closed'));
+  conn.on('error', (e) => (session.closed ??= e.message));
+  return { session: id };
+}
+
+/** One command on an open session: its stdout (rejects on a non-zero exit). */
+async function sshRunOn(id: number, command: string, timeoutMs: number): Promise<string> {
+  const s = sessionOf(id);
+  const r = await withTimeout(
+    execOn(s.conn, command),
+    timeoutMs,
+    () => new Error(`ssh ${s.host} '${command}' timed out after ${timeoutMs} ms`),
+  );
+  return stdoutOf(s.host, command, r);
 }
 
 function sessionOf(id: number): Session {
@@ -318,12 +214,7 @@ function spawnPing(args: string[]): ChildProcess {
   return child;
 }
 
-function ping(r: {
-  host: string;
-  count?: number;
-  timeoutMs?: number;
-  localAddress?: string;
-}): Promise<{ transmitted: number; received: number; output: string }> {
+function ping(r: PingRequest): Promise<PingResult> {
   const count = r.count ?? 2;
   const seconds = Math.max(1, Math.ceil((r.timeoutMs ?? 3000) / 1000));
   return new Promise((resolve, reject) => {
@@ -352,12 +243,7 @@ function ping(r: {
   });
 }
 
-function pingProbe(r: {
-  host: string;
-  intervalMs?: number;
-  deadlineMs?: number;
-  localAddress?: string;
-}): Promise<{ startedAt: number; firstReplyAt: number; output: string }> {
+function pingProbe(r: PingProbeRequest): Promise<PingProbeResult> {
   const deadlineMs = r.deadlineMs ?? 30_000;
   return new Promise((resolve, reject) => {
     const startedAt = now();
@@ -408,17 +294,15 @@ async function handle(req: Request): Promise<unknown> {
     case 'probe':
       return probe(a);
     case 'ssh':
-      return sshExec(a);
+      return sshOutput(a, String(a.command), Number(a.timeoutMs ?? 20_000));
     case 'ping':
       return ping(a);
     case 'pingProbe':
       return pingProbe(a);
     case 'sshOpen':
       return sshOpen(a);
-    case 'sshRun': {
-      const s = sessionOf(Number(a.session));
-      return execOn(s.conn, `ssh ${s.host}`, String(a.command), Number(a.timeoutMs ?? 20_000));
-    }
+    case 'sshRun':
+      return sshRunOn(Number(a.session), String(a.command), Number(a.timeoutMs ?? 20_000));
     case 'sshClose': {
       const s = sessions.get(Number(a.session));
       sessions.delete(Number(a.session));

@@ -2,8 +2,20 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { run } from '@minicloud/host';
+import type {
+  ConnectResult,
+  PingProbeRequest,
+  PingProbeResult,
+  PingRequest,
+  PingResult,
+  ProbeRequest,
+  ProbeResult,
+} from './netns-protocol.js';
+import { linkExists, routeDestinations } from './host-probes.js';
+import { REPO_ROOT } from './paths.js';
 
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export type { ConnectResult, ProbeResult } from './netns-protocol.js';
+
 const AGENT = fileURLToPath(new URL('./netns-agent.ts', import.meta.url));
 
 /**
@@ -67,18 +79,6 @@ const SPY_TABLE = 'spy';
 /** TEST-NET-2 and TEST-NET-3 (RFC 5737): documentation ranges, never routed anywhere. */
 const CANDIDATE_NETS = ['198.51.100', '203.0.113'];
 
-async function routesOfMainNamespace(): Promise<string[]> {
-  const routes = JSON.parse(
-    (await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'])).stdout,
-  );
-  return (routes as { dst?: string }[]).map((r) => r.dst ?? '');
-}
-
-async function linkExists(name: string): Promise<boolean> {
-  const r = await run('ip', ['link', 'show', 'dev', name], { okExitCodes: [1] });
-  return r.exitCode === 0;
-}
-
 async function netnsExists(name: string): Promise<boolean> {
   const r = await run('ip', ['netns', 'list']);
   return r.stdout.split('\n').some((l) => l.split(' ')[0] === name);
@@ -104,7 +104,7 @@ export async function createFakeInternet(
   const uplink = `${prefix}up`;
   const inner = `${prefix}in`;
   // A /24 no interface or route of the host uses yet (another run may hold the first one).
-  const taken = await routesOfMainNamespace();
+  const taken = await routeDestinations();
   const net = CANDIDATE_NETS.find((n) => !taken.some((d) => d.startsWith(`${n}.`)));
   if (!net) {
     throw new Error(
@@ -217,24 +217,6 @@ export async function createFakeInternet(
   return fi;
 }
 
-/** A connection's outcome, as the agent saw it. */
-export interface ConnectResult {
-  connected: boolean;
-  connectedAt: number | null;
-  connectMs: number | null;
-  data: string;
-  error: string | null;
-}
-
-export interface ProbeResult {
-  startedAt: number;
-  succeededAt: number;
-  connectedAt: number;
-  attempts: number;
-  data: string;
-  outcomes: Record<string, number>;
-}
-
 /** An SSH connection held open by the agent. */
 export interface NetnsSshSession {
   session: number;
@@ -262,7 +244,7 @@ export class NetnsAgent {
   static start(ns: string): Promise<NetnsAgent> {
     return new Promise((resolve, reject) => {
       const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--import', 'tsx', AGENT], {
-        cwd: ROOT,
+        cwd: REPO_ROOT,
         stdio: ['pipe', 'pipe', 'pipe'],
       });
       let agent: NetnsAgent | null = null;
@@ -305,7 +287,7 @@ export class NetnsAgent {
     });
   }
 
-  private call<T>(op: string, args: Record<string, unknown> = {}): Promise<T> {
+  private call<T>(op: string, args: object = {}): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
       if (this.child.exitCode !== null || this.child.signalCode !== null) {
@@ -342,15 +324,7 @@ export class NetnsAgent {
     });
   }
 
-  probe(args: {
-    host: string;
-    port: number;
-    expect?: string;
-    intervalMs?: number;
-    attemptTimeoutMs?: number;
-    deadlineMs?: number;
-    localAddress?: string;
-  }): Promise<ProbeResult> {
+  probe(args: ProbeRequest): Promise<ProbeResult> {
     return this.call('probe', args);
   }
 
@@ -371,12 +345,7 @@ export class NetnsAgent {
   }
 
   /** busybox ping from the namespace; no reply is a result (received: 0), not an error. */
-  ping(args: {
-    host: string;
-    count?: number;
-    timeoutMs?: number;
-    localAddress?: string;
-  }): Promise<{ transmitted: number; received: number; output: string }> {
+  ping(args: PingRequest): Promise<PingResult> {
     return this.call('ping', args);
   }
 
@@ -384,12 +353,7 @@ export class NetnsAgent {
    * One ping process sending every intervalMs until the first reply; rejects at the deadline.
    * firstReplyAt is the wall-clock time (epoch ms) that reply arrived.
    */
-  pingProbe(args: {
-    host: string;
-    intervalMs?: number;
-    deadlineMs?: number;
-    localAddress?: string;
-  }): Promise<{ startedAt: number; firstReplyAt: number; output: string }> {
+  pingProbe(args: PingProbeRequest): Promise<PingProbeResult> {
     return this.call('pingProbe', args);
   }
 

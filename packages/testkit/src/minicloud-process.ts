@@ -4,12 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { MinicloudClient } from '@minicloud/client';
 import { run, removePath } from '@minicloud/host';
 import { REDIS_URL, testPrefix } from './api-harness.js';
-
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+import type { FakeInternet } from './fake-internet.js';
+import { addressesOf } from './host-probes.js';
+import { REPO_ROOT } from './paths.js';
 
 export function testImagePath(): string {
   const path = process.env.MINICLOUD_TEST_IMAGE;
@@ -88,7 +88,7 @@ export async function startMinicloud(
         process.execPath,
         ['--import', 'tsx', 'apps/server/src/main.ts', 'serve', '--role', role],
         {
-          cwd: ROOT,
+          cwd: REPO_ROOT,
           env,
           stdio: ['ignore', 'pipe', 'pipe'],
         },
@@ -142,7 +142,7 @@ export async function startMinicloud(
     destroy: async () => {
       for (const p of processes) await kill(p);
       await run(process.execPath, ['--import', 'tsx', 'apps/server/src/main.ts', 'teardown'], {
-        cwd: ROOT,
+        cwd: REPO_ROOT,
         env,
         timeoutMs: 120_000,
       });
@@ -192,12 +192,9 @@ export async function hostLeftovers(
   }
   if (options.uplink) {
     const { name, keep } = options.uplink;
-    const shown = await run('ip', ['-j', '-4', 'addr', 'show', 'dev', name], { okExitCodes: [1] });
-    const addrs = shown.exitCode === 0 ? JSON.parse(shown.stdout) : [];
-    result.addresses = (addrs as { addr_info?: { local: string; prefixlen: number }[] }[])
-      .flatMap((l) => l.addr_info ?? [])
-      .filter((a) => !keep.includes(a.local))
-      .map((a) => `${a.local}/${a.prefixlen} on ${name}`);
+    result.addresses = (await addressesOf(name))
+      .filter((a) => !keep.includes(a.split('/')[0]!))
+      .map((a) => `${a} on ${name}`);
   }
   return result;
 }
@@ -212,4 +209,37 @@ export async function destroyAndListLeftovers(
   return Object.values(
     await hostLeftovers(mc.prefix, mc.dataDir, { includeNetwork: true, ...options }),
   ).flat();
+}
+
+/**
+ * The end of an e2e run: minicloud's output when a step failed (or MINICLOUD_TEST_LOG is set)
+ * and the timings go to the log; then minicloud and the fake internet (if any) are removed.
+ * Returns what is still on the host and what went wrong, for the test to expect both empty.
+ */
+export async function finishE2e(run: {
+  mc: MinicloudUnderTest | undefined;
+  inet?: FakeInternet | undefined;
+  failed: string | null;
+  timings?: Record<string, number>;
+}): Promise<{ leftovers: string[]; problems: string[] }> {
+  const { mc, inet, failed, timings = {} } = run;
+  const problems: string[] = [];
+  if (mc && (failed || process.env.MINICLOUD_TEST_LOG))
+    console.log(`minicloud output (last 30000 chars):\n${mc.logs().slice(-30_000)}`);
+  if (Object.keys(timings).length) console.log(`timings: ${JSON.stringify(timings)}`);
+  let leftovers: string[] = [];
+  try {
+    leftovers = await destroyAndListLeftovers(
+      mc,
+      inet ? { uplink: { name: inet.uplink, keep: [inet.hostIp] } } : {},
+    );
+  } catch (e) {
+    problems.push(`destroying minicloud: ${String(e)}`);
+  }
+  try {
+    await inet?.remove();
+  } catch (e) {
+    problems.push(String(e));
+  }
+  return { leftovers, problems };
 }

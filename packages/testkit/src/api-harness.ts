@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { applyMigrations, openDatabase, type Db } from '@minicloud/db';
 import { JobQueue, connectionFromUrl } from '@minicloud/queue';
@@ -11,9 +10,10 @@ import { createApiApp } from '@minicloud/app-api';
 import { NetworkService } from '@minicloud/app-api/networks';
 import { MinicloudClient } from '@minicloud/client';
 import { removePath } from '@minicloud/host';
+import { REPO_ROOT } from './paths.js';
 
 export const REDIS_URL = process.env.MINICLOUD_REDIS_URL ?? 'redis://127.0.0.1:6379';
-export const MIGRATIONS = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
+export const MIGRATIONS = join(REPO_ROOT, 'prisma', 'migrations');
 
 /** A unique, valid name prefix for one test run (2-5 chars). */
 export function testPrefix(lead = 'mt'): string {
