@@ -124,7 +124,7 @@ export default tseslint.config(
   },
   {
     // Test harnesses start minicloud itself (and agents in namespaces) as processes.
-    files: ['packages/testkit/src/**', 'tests/support/**'],
+    files: ['packages/testkit/src/**'],
     rules: { 'no-restricted-imports': 'off' },
   },
   {
