@@ -7,13 +7,13 @@ import { run, removePath } from '@minicloud/host';
 import { buildDomainXml } from '@minicloud/hypervisor';
 import { buildSeedDocuments, writeSeedIso } from '@minicloud/cloudinit';
 import { ensureOverlay } from '@minicloud/storage';
-import { startApiOnly } from '../tests/support/api-harness.js';
+import { startApiOnly } from '@minicloud/testkit/api-harness';
 import {
   startMinicloud,
   testImagePath,
   type MinicloudUnderTest,
-} from '../tests/support/minicloud-process.js';
-import { sshExec, waitForSsh } from '../tests/support/ssh.js';
+} from '@minicloud/testkit/minicloud-process';
+import { sshExec, waitForSsh } from '@minicloud/testkit/ssh';
 
 const pct = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -381,10 +381,10 @@ async function benchRuleset(script: string, label: string) {
  * port 7070 (user-data), so a probe knows who answered.
  */
 async function benchNetworkPath(rounds = 5) {
-  const { createFakeInternet } = await import('../tests/support/fake-internet.js');
-  const { testPrefix } = await import('../tests/support/api-harness.js');
+  const { createFakeInternet } = await import('@minicloud/testkit/fake-internet');
+  const { testPrefix } = await import('@minicloud/testkit/api-harness');
   const { IDENTITY_PORT: port, identityUserData } =
-    await import('../tests/support/guest-identity.js');
+    await import('@minicloud/testkit/guest-identity');
   const prefix = testPrefix('mb');
   const inet = await createFakeInternet(prefix);
   let mc: MinicloudUnderTest | null = null;

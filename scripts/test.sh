@@ -10,6 +10,7 @@ if [ $# -eq 0 ]; then
   npx eslint . --max-warnings=0
   npx prettier --check . --log-level=warn
   npx tsc -p tsconfig.json --noEmit
+  node --import tsx scripts/check-imports.ts
 fi
 say "tests"
 exec node --experimental-vm-modules node_modules/jest/bin/jest.js --runInBand "$@"

@@ -1,11 +1,12 @@
 import { run } from '@minicloud/host';
 import {
+  defaultImage,
   hostLeftovers,
+  sshExec,
   startMinicloud,
+  waitForSsh,
   type MinicloudUnderTest,
-} from './support/minicloud-process.js';
-import { sshExec, waitForSsh } from './support/ssh.js';
-import { defaultImage } from './support/wait.js';
+} from '@minicloud/testkit';
 
 async function domainState(mc: MinicloudUnderTest, instanceId: string): Promise<string> {
   const r = await run('virsh', ['-c', 'qemu:///system', 'domstate', `${mc.prefix}-${instanceId}`], {

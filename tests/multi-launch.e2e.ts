@@ -1,11 +1,11 @@
 import {
+  defaultImage,
   destroyAndListLeftovers,
   hostLeftovers,
   startMinicloud,
+  waitForSsh,
   type MinicloudUnderTest,
-} from './support/minicloud-process.js';
-import { defaultImage } from './support/wait.js';
-import { waitForSsh } from './support/ssh.js';
+} from '@minicloud/testkit';
 
 describe('five instances in one request', () => {
   let mc: MinicloudUnderTest;

@@ -1,21 +1,38 @@
 import { randomInt } from 'node:crypto';
-import { Socket } from 'node:net';
 import { run } from '@minicloud/host';
-import { testPrefix } from './support/api-harness.js';
-import { createFakeInternet, type FakeInternet, type NetnsAgent } from './support/fake-internet.js';
 import {
-  destroyAndListLeftovers,
+  createFakeInternet,
+  defaultImage,
+  expectFailsInGuest,
+  finishE2e,
+  freeSecondOctets,
+  hostConnect,
+  identityUserData,
+  inGuest,
+  IDENTITY_PORT,
+  INSTANCE_ID_FILE,
+  sequentialSteps,
+  sleep,
+  sshExecTimed,
   startMinicloud,
+  tcpRead,
+  terminateGuests,
+  testPrefix,
+  until,
+  untilFailsInGuest,
+  untilIdentityAnswers,
+  untilInGuest,
+  waitUntilBooted,
+  type FakeInternet,
+  type Guest as TestGuest,
   type MinicloudUnderTest,
-} from './support/minicloud-process.js';
-import { sshExec, sshExecTimed, waitForSsh } from './support/ssh.js';
-import { IDENTITY_PORT, INSTANCE_ID_FILE, identityUserData } from './support/guest-identity.js';
-import { defaultImage, sleep, until } from './support/wait.js';
+  type NetnsAgent,
+} from '@minicloud/testkit';
 
 /**
  * Security groups, end to end: real TCG guests, real traffic, clients in a network namespace.
  *
- * The "internet" is a network namespace joined to the host by a veth pair (tests/support/
+ * The "internet" is a network namespace joined to the host by a veth pair (testkit's
  * fake-internet.ts) with TWO client addresses (client1 = its primary address, client2 a second
  * one on the same /24), a server answering "who is calling" and a spy that records every TCP SYN
  * and ICMP echo request arriving there. One VPC 10.v.0.0/16 with one subnet and an internet
@@ -44,10 +61,8 @@ const SPOOF_PORTS = {
 // so the probe loops below do not pile up processes.
 const USER_DATA = identityUserData(['sysctl -q -w net.ipv4.tcp_syn_retries=1']);
 
-interface Guest {
+interface Guest extends TestGuest {
   name: 't' | 'x' | 'o';
-  instanceId: string;
-  ip: string;
   mac: string;
 }
 
@@ -57,18 +72,6 @@ interface Group {
 }
 
 const now = () => performance.timeOrigin + performance.now();
-
-/** A second octet for the VPC: random, outside the default VPC's 10.200-249, unrouted. */
-async function pickVpcOctet(): Promise<number> {
-  const routes = JSON.parse((await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'])).stdout)
-    .map((r: { dst?: string }) => r.dst ?? '')
-    .join(' ');
-  for (let i = 0; i < 100; i++) {
-    const o = randomInt(20, 200);
-    if (!routes.includes(`10.${o}.`)) return o;
-  }
-  throw new Error('no free 10.x.0.0/16 range found on this host');
-}
 
 /** The table's listing, or '' when it does not exist. */
 async function nftTable(family: 'inet' | 'bridge' | 'ip', table: string): Promise<string> {
@@ -112,69 +115,11 @@ describe('security groups: stateful per-instance firewalls on real guests', () =
   let client1: string;
   let client2: string;
   const timings: Record<string, number> = {};
-  let failed: string | null = null;
-
-  /** Sequential steps: once one fails, the rest say so instead of failing confusingly. */
-  const step = (name: string, fn: () => Promise<void>, timeoutMs?: number) =>
-    it(
-      name,
-      async () => {
-        if (failed) throw new Error(`not run: the earlier step "${failed}" failed`);
-        try {
-          await fn();
-        } catch (e) {
-          failed = name;
-          throw e;
-        }
-      },
-      timeoutMs,
-    );
+  const { step, failed } = sequentialSteps();
 
   const sgTable = () => `${prefix}_sg`;
   const sgBridgeTable = () => `${prefix}_sgb`;
   const groupSet = (groupId: string) => `sg_${groupId.slice(3)}`;
-
-  /** Run a command in a guest (over SSH from the host, to its private address). */
-  async function inGuest(guest: Guest, command: string) {
-    const out = await sshExec(guest.ip, key, `${command} 2>&1; echo "rc=$?"`, 30_000);
-    const m = /rc=(\d+)\s*$/.exec(out);
-    if (!m) throw new Error(`no exit status from ${guest.name}: ${out}`);
-    return { code: Number(m[1]), out: out.slice(0, m.index).trim() };
-  }
-
-  /** The guest opens a TCP connection and prints what the other side sends until it closes. */
-  const tcpRead = (ip: string, port: number, seconds = 4) =>
-    `timeout ${seconds} bash -c 'exec 3<>/dev/tcp/${ip}/${port} && cat <&3'`;
-
-  /** Poll until the command succeeds in the guest (and prints `expect` when given). */
-  function untilInGuest(what: string, guest: Guest, command: string, expect?: string) {
-    return until(
-      what,
-      async () => {
-        const r = await inGuest(guest, command);
-        if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.out}`);
-        if (expect !== undefined && r.out !== expect)
-          throw new Error(`got ${JSON.stringify(r.out)}, want ${JSON.stringify(expect)}`);
-        return r;
-      },
-      60_000,
-    );
-  }
-
-  /** Poll until the command fails in the guest (e.g. a connection attempt once blocked). */
-  function untilFailsInGuest(what: string, guest: Guest, command: string) {
-    return until(what, async () => (await inGuest(guest, command)).code !== 0, 30_000);
-  }
-
-  /** The command must fail in the guest (nothing got through). */
-  async function expectFailsInGuest(what: string, guest: Guest, command: string) {
-    const r = await inGuest(guest, command);
-    expect({ what, succeeded: r.code === 0, output: r.out }).toEqual({
-      what,
-      succeeded: false,
-      output: expect.any(String),
-    });
-  }
 
   /** A guest command printing the source address the namespace's server saw for it. */
   const askWhoAmI = (port: number = WHOAMI_PORT) => tcpRead(inet!.nsIp, port);
@@ -260,8 +205,7 @@ describe('security groups: stateful per-instance firewalls on real guests', () =
   }
 
   afterAll(async () => {
-    const problems: string[] = [];
-    if (mc && failed) {
+    if (mc && failed()) {
       for (const [family, table] of [
         ['inet', `${mc.prefix}_sg`],
         ['bridge', `${mc.prefix}_sgb`],
@@ -270,23 +214,7 @@ describe('security groups: stateful per-instance firewalls on real guests', () =
         console.log(`nft list table ${family} ${table}:\n${await nftTable(family, table)}`);
       }
     }
-    if (mc && (failed || process.env.MINICLOUD_TEST_LOG))
-      console.log(`minicloud output (last 30000 chars):\n${mc.logs().slice(-30_000)}`);
-    if (Object.keys(timings).length) console.log(`timings: ${JSON.stringify(timings)}`);
-    let leftovers: string[] = [];
-    try {
-      leftovers = await destroyAndListLeftovers(
-        mc,
-        inet ? { uplink: { name: inet.uplink, keep: [inet.hostIp] } } : {},
-      );
-    } catch (e) {
-      problems.push(`destroying minicloud: ${String(e)}`);
-    }
-    try {
-      await inet?.remove();
-    } catch (e) {
-      problems.push(String(e));
-    }
+    const { leftovers, problems } = await finishE2e({ mc, inet, failed: failed(), timings });
     expect({ leftovers, problems }).toEqual({ leftovers: [], problems: [] });
   });
 
@@ -307,7 +235,7 @@ describe('security groups: stateful per-instance firewalls on real guests', () =
     const image = await defaultImage(mc);
     key = (await c.createKeyPair('sg-key')).keyMaterial as string;
 
-    oct = await pickVpcOctet();
+    [oct] = (await freeSecondOctets(1)) as [number];
     vpc = await c.call('POST', '/v1/vpcs', { cidrBlock: `10.${oct}.0.0/16` });
     subnet = await c.call('POST', '/v1/subnets', {
       vpcId: vpc.vpcId,
@@ -392,26 +320,18 @@ describe('security groups: stateful per-instance firewalls on real guests', () =
         subnetId: subnet.subnetId,
         securityGroups: [{ groupId: group.groupId, groupName: group.groupName }],
       });
-      g[name] = { name, instanceId: r.instanceId, ip: r.privateIpAddress, mac: r.macAddress };
+      g[name] = {
+        name,
+        instanceId: r.instanceId,
+        ip: r.privateIpAddress,
+        mac: r.macAddress,
+        privateKey: key,
+      };
     }
 
     // The host (control plane) reaches every guest; user-data (identity service) has run.
-    await Promise.all(
-      Object.values(g).map(async (guest) => {
-        await waitForSsh(guest.ip, key, 'true', 240_000);
-        await waitForSsh(guest.ip, key, 'test -f /var/lib/cloud/instance/boot-finished', 120_000);
-        expect(await sshExec(guest.ip, key, `cat ${INSTANCE_ID_FILE}`)).toBe(
-          `${guest.instanceId}\n`,
-        );
-      }),
-    );
-    for (const guest of Object.values(g)) {
-      await until(
-        `${guest.name}'s identity service (from the host)`,
-        async () => (await hostConnect(guest.ip, IDENTITY_PORT)) === guest.instanceId,
-        30_000,
-      );
-    }
+    await Promise.all(Object.values(g).map(waitUntilBooted));
+    for (const guest of Object.values(g)) await untilIdentityAnswers(guest);
 
     // Membership lives in nft sets: one per group, holding its members' addresses.
     await until(
@@ -862,14 +782,7 @@ describe('security groups: stateful per-instance firewalls on real guests', () =
 
       await c.call('POST', `/v1/addresses/${eip.allocationId}/disassociate`);
       await c.call('DELETE', `/v1/addresses/${eip.allocationId}`);
-      await Promise.all(
-        Object.values(g).map((guest) => c.call('DELETE', `/v1/instances/${guest.instanceId}`)),
-      );
-      await Promise.all(
-        Object.values(g).map((guest) =>
-          c.waitForInstanceState(guest.instanceId, ['terminated'], 180_000),
-        ),
-      );
+      await terminateGuests(c, Object.values(g));
       // The ports are gone from both tables (addresses, MACs).
       await until(
         'the terminated guests out of the security-group tables',
@@ -923,25 +836,3 @@ describe('security groups: stateful per-instance firewalls on real guests', () =
     },
   );
 });
-
-/** A TCP connection from the host (the test process): what the other side sent until it closed. */
-function hostConnect(host: string, port: number, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = new Socket();
-    let data = '';
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`${host}:${port}: no answer in ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.on('data', (d: Buffer) => (data += d.toString()));
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve(data.trim());
-    });
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    s.connect(port, host);
-  });
-}

@@ -3,12 +3,15 @@ import { join } from 'node:path';
 import { removePath, run } from '@minicloud/host';
 import { tmpdir } from 'node:os';
 import {
+  defaultImage,
   hostLeftovers,
+  sleep,
+  sshExec,
   startMinicloud,
+  until,
+  waitForSsh,
   type MinicloudUnderTest,
-} from './support/minicloud-process.js';
-import { sshExec, waitForSsh } from './support/ssh.js';
-import { defaultImage, sleep, until } from './support/wait.js';
+} from '@minicloud/testkit';
 
 const virshTempDirs = async () =>
   (await readdir(tmpdir())).filter((n) => n.startsWith('minicloud-virsh-'));

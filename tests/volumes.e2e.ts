@@ -1,12 +1,15 @@
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
+  defaultImage,
   destroyAndListLeftovers,
+  sleep,
+  sshExec,
   startMinicloud,
+  until,
+  waitForSsh,
   type MinicloudUnderTest,
-} from './support/minicloud-process.js';
-import { sshExec, waitForSsh } from './support/ssh.js';
-import { defaultImage, sleep, until } from './support/wait.js';
+} from '@minicloud/testkit';
 
 const serialOf = (volumeId: string) => volumeId.replace('-', '');
 

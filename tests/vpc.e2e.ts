@@ -1,21 +1,36 @@
-import { randomInt } from 'node:crypto';
-import { Socket } from 'node:net';
 import { run } from '@minicloud/host';
-import { testPrefix } from './support/api-harness.js';
-import { createFakeInternet, type FakeInternet, type NetnsAgent } from './support/fake-internet.js';
 import {
-  destroyAndListLeftovers,
+  addressesOf,
+  createFakeInternet,
+  defaultImage,
+  expectFailsInGuest,
+  finishE2e,
+  freeSecondOctets,
+  hostConnect,
+  identityUserData,
+  IDENTITY_PORT,
+  INSTANCE_ID_FILE,
+  linkExists,
+  sequentialSteps,
+  sshExec,
   startMinicloud,
+  tcpRead,
+  terminateGuests,
+  testPrefix,
+  until,
+  untilIdentityAnswers,
+  untilInGuest,
+  waitUntilBooted,
+  type FakeInternet,
+  type Guest,
   type MinicloudUnderTest,
-} from './support/minicloud-process.js';
-import { sshExec, waitForSsh } from './support/ssh.js';
-import { IDENTITY_PORT, INSTANCE_ID_FILE, identityUserData } from './support/guest-identity.js';
-import { defaultImage, until } from './support/wait.js';
+  type NetnsAgent,
+} from '@minicloud/testkit';
 
 /**
  * VPCs, subnets, an internet gateway and an Elastic IP, end to end with real TCG guests.
  *
- * The "internet" is a network namespace joined to the host by a veth pair (tests/support/
+ * The "internet" is a network namespace joined to the host by a veth pair (testkit's
  * fake-internet.ts); the host end is minicloud's uplink, the namespace runs a helper process
  * (netns-agent.ts) with a server that answers "who is calling" and a client for probes and SSH.
  * Every address lives on devices this test made; no default route is added anywhere.
@@ -28,43 +43,9 @@ import { defaultImage, until } from './support/wait.js';
 
 const WHOAMI_PORT = 7777;
 
-interface Guest {
-  name: string;
-  instanceId: string;
-  ip: string;
-}
-
-/** Second octets for the two VPCs: random, outside the default VPC's 10.200-249, unrouted. */
-async function pickVpcOctets(): Promise<[number, number]> {
-  const routes = JSON.parse((await run('ip', ['-j', '-4', 'route', 'show', 'table', 'all'])).stdout)
-    .map((r: { dst?: string }) => r.dst ?? '')
-    .join(' ');
-  const free = (o: number) => !routes.includes(`10.${o}.`);
-  for (let i = 0; i < 100; i++) {
-    const a = randomInt(20, 200);
-    const b = randomInt(20, 200);
-    if (a !== b && free(a) && free(b)) return [a, b];
-  }
-  throw new Error('no two free 10.x.0.0/16 ranges found on this host');
-}
-
 /** Matches the addresses of a /24 given as a.b.c.0/24. */
 function inSlash24(cidr: string): RegExp {
   return new RegExp(`^${cidr.replace(/\.0\/24$/, '').replaceAll('.', '\\.')}\\.\\d{1,3}$`);
-}
-
-/** IPv4 addresses (with prefix length) on a host interface. */
-async function addressesOf(dev: string): Promise<string[]> {
-  const r = await run('ip', ['-j', '-4', 'addr', 'show', 'dev', dev], { okExitCodes: [1] });
-  if (r.exitCode !== 0) return [];
-  return (JSON.parse(r.stdout) as { addr_info?: { local: string; prefixlen: number }[] }[])
-    .flatMap((l) => l.addr_info ?? [])
-    .map((a) => `${a.local}/${a.prefixlen}`)
-    .sort();
-}
-
-async function linkExists(name: string): Promise<boolean> {
-  return (await run('ip', ['link', 'show', 'dev', name], { okExitCodes: [1] })).exitCode === 0;
 }
 
 async function dnsmasqFor(bridge: string): Promise<string[]> {
@@ -88,60 +69,7 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
   let igwId: string;
   let eip: { allocationId: string; publicIp: string };
   const timings: Record<string, number> = {};
-  let failed: string | null = null;
-
-  /** Sequential steps: once one fails, the rest say so instead of failing confusingly. */
-  const step = (name: string, fn: () => Promise<void>, timeoutMs?: number) =>
-    it(
-      name,
-      async () => {
-        if (failed) throw new Error(`not run: the earlier step "${failed}" failed`);
-        try {
-          await fn();
-        } catch (e) {
-          failed = name;
-          throw e;
-        }
-      },
-      timeoutMs,
-    );
-
-  /** Run a command in a guest (over SSH from the host, to its private address). */
-  async function inGuest(guest: Guest, command: string) {
-    const out = await sshExec(guest.ip, key, `${command} 2>&1; echo "rc=$?"`, 30_000);
-    const m = /rc=(\d+)\s*$/.exec(out);
-    if (!m) throw new Error(`no exit status from ${guest.name}: ${out}`);
-    return { code: Number(m[1]), out: out.slice(0, m.index).trim() };
-  }
-
-  /** The guest opens a TCP connection and prints what the other side sends until it closes. */
-  const tcpRead = (ip: string, port: number, seconds = 4) =>
-    `timeout ${seconds} bash -c 'exec 3<>/dev/tcp/${ip}/${port} && cat <&3'`;
-
-  /** Poll until the command succeeds in the guest (and prints `expect` when given). */
-  function untilInGuest(what: string, guest: Guest, command: string, expect?: string) {
-    return until(
-      what,
-      async () => {
-        const r = await inGuest(guest, command);
-        if (r.code !== 0) throw new Error(`exit ${r.code}: ${r.out}`);
-        if (expect !== undefined && r.out !== expect)
-          throw new Error(`got ${JSON.stringify(r.out)}, want ${JSON.stringify(expect)}`);
-        return r;
-      },
-      60_000,
-    );
-  }
-
-  /** The command must fail in the guest (nothing got through). */
-  async function expectFailsInGuest(what: string, guest: Guest, command: string) {
-    const r = await inGuest(guest, command);
-    expect({ what, succeeded: r.code === 0, output: r.out }).toEqual({
-      what,
-      succeeded: false,
-      output: expect.any(String),
-    });
-  }
+  const { step, failed } = sequentialSteps();
 
   /** A guest command printing the source address the namespace's server saw for it. */
   const askWhoAmI = () => tcpRead(inet!.nsIp, WHOAMI_PORT);
@@ -187,24 +115,7 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
   }
 
   afterAll(async () => {
-    const problems: string[] = [];
-    if (mc && (failed || process.env.MINICLOUD_TEST_LOG))
-      console.log(`minicloud output (last 30000 chars):\n${mc.logs().slice(-30_000)}`);
-    if (Object.keys(timings).length) console.log(`timings: ${JSON.stringify(timings)}`);
-    let leftovers: string[] = [];
-    try {
-      leftovers = await destroyAndListLeftovers(
-        mc,
-        inet ? { uplink: { name: inet.uplink, keep: [inet.hostIp] } } : {},
-      );
-    } catch (e) {
-      problems.push(`destroying minicloud: ${String(e)}`);
-    }
-    try {
-      await inet?.remove();
-    } catch (e) {
-      problems.push(String(e));
-    }
+    const { leftovers, problems } = await finishE2e({ mc, inet, failed: failed(), timings });
     expect({ leftovers, problems }).toEqual({ leftovers: [], problems: [] });
   });
 
@@ -222,7 +133,7 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
     const image = await defaultImage(mc);
     key = (await c.createKeyPair('vpc-key')).keyMaterial as string;
 
-    [octA, octB] = await pickVpcOctets();
+    [octA, octB] = (await freeSecondOctets(2)) as [number, number];
     vpcA = await c.call('POST', '/v1/vpcs', { cidrBlock: `10.${octA}.0.0/16` });
     vpcB = await c.call('POST', '/v1/vpcs', { cidrBlock: `10.${octB}.0.0/16` });
     expect(vpcA).toMatchObject({
@@ -301,7 +212,7 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
         ],
       });
       expect(r.privateIpAddress).toMatch(inSlash24(s.cidrBlock));
-      g[name] = { name, instanceId: r.instanceId, ip: r.privateIpAddress };
+      g[name] = { name, instanceId: r.instanceId, ip: r.privateIpAddress, privateKey: key };
     }
     expect(g.a2.ip).toBe(a2Ip);
     expect(new Set([g.a1.ip, g.a2.ip, g.b1.ip]).size).toBe(3);
@@ -310,11 +221,7 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
     // VPC's dnsmasq) with its subnet's mask; user-data (the identity service) has run.
     await Promise.all(
       Object.values(g).map(async (guest) => {
-        await waitForSsh(guest.ip, key, 'true', 240_000);
-        await waitForSsh(guest.ip, key, 'test -f /var/lib/cloud/instance/boot-finished', 120_000);
-        expect(await sshExec(guest.ip, key, `cat ${INSTANCE_ID_FILE}`)).toBe(
-          `${guest.instanceId}\n`,
-        );
+        await waitUntilBooted(guest);
         expect(await sshExec(guest.ip, key, 'cat /run/minicloud/eth0.address')).toBe(
           `${guest.ip}/24\n`,
         );
@@ -326,15 +233,7 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
 
     // The identity services answer (from the host), so a failure below is the network's.
     for (const guest of Object.values(g)) {
-      const r = await until(
-        `${guest.name}'s identity service`,
-        async () => {
-          const c2 = await hostConnect(guest.ip, IDENTITY_PORT);
-          return c2 === guest.instanceId ? c2 : null;
-        },
-        30_000,
-      );
-      expect(r).toBe(guest.instanceId);
+      expect(await untilIdentityAnswers(guest)).toBe(guest.instanceId);
     }
 
     // On the host: one bridge per VPC holding each subnet's router address, one dnsmasq each.
@@ -544,14 +443,7 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
       (await c.call('GET', '/v1/addresses')).addresses.map((a: any) => a.allocationId),
     ).not.toContain(eip.allocationId);
 
-    await Promise.all(
-      Object.values(g).map((guest) => c.call('DELETE', `/v1/instances/${guest.instanceId}`)),
-    );
-    await Promise.all(
-      Object.values(g).map((guest) =>
-        c.waitForInstanceState(guest.instanceId, ['terminated'], 180_000),
-      ),
-    );
+    await terminateGuests(c, Object.values(g));
     // No instances left, but subnets and the gateway still hold the VPC.
     expect(await apiError('DELETE', `/v1/vpcs/${vpcA.vpcId}`)).toEqual(dependency);
 
@@ -590,25 +482,3 @@ describe('VPCs, subnets, an internet gateway and an Elastic IP on real guests', 
     return `${prefix}v${vpcId.slice(4, 13)}`;
   }
 });
-
-/** A TCP connection from the host (the test process): what the other side sent until it closed. */
-function hostConnect(host: string, port: number, timeoutMs = 3000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const s = new Socket();
-    let data = '';
-    const timer = setTimeout(() => {
-      s.destroy();
-      reject(new Error(`${host}:${port}: no answer in ${timeoutMs} ms`));
-    }, timeoutMs);
-    s.on('data', (d: Buffer) => (data += d.toString()));
-    s.on('close', () => {
-      clearTimeout(timer);
-      resolve(data.trim());
-    });
-    s.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    s.connect(port, host);
-  });
-}

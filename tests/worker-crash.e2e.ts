@@ -2,12 +2,12 @@ import { access, mkdir } from 'node:fs/promises';
 import { run } from '@minicloud/host';
 import { join } from 'node:path';
 import {
+  defaultImage,
   destroyAndListLeftovers,
   hostLeftovers,
   startMinicloud,
   type MinicloudUnderTest,
-} from './support/minicloud-process.js';
-import { defaultImage } from './support/wait.js';
+} from '@minicloud/testkit';
 
 const exists = (p: string) =>
   access(p).then(

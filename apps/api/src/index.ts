@@ -1,2 +1,2 @@
 export { createApiApp, type ApiDeps } from './app.js';
-export { ensureAdminKey } from './admin-key.js';
+export type { ServiceContext } from './services/context.js';

@@ -9,7 +9,7 @@ import {
   overlapping,
   parsePoolSetting,
 } from '../src/services/network-rules.js';
-import { codeOf as codeOfType } from '../../../tests/support/expect-errors.js';
+import { codeOf as codeOfType } from '@minicloud/testkit/expect-errors';
 
 const codeOf = (fn: () => unknown) => codeOfType(fn, CloudError);
 

@@ -1,7 +1,7 @@
 import { newId } from '@minicloud/domain';
-import { startApiOnly } from '../../../tests/support/api-harness.js';
+import { startApiOnly } from '@minicloud/testkit/api-harness';
 import { NetworkService } from '../src/services/networks.js';
-import { expectRefused } from '../../../tests/support/expect-errors.js';
+import { expectRefused } from '@minicloud/testkit/expect-errors';
 
 type Harness = Awaited<ReturnType<typeof startApiOnly>>;
 

@@ -1,6 +1,6 @@
 import { CloudError } from '@minicloud/domain';
 import { checkGroupName, normalizeRule } from '../src/services/security-group-rules.js';
-import { codeOf as codeOfType } from '../../../tests/support/expect-errors.js';
+import { codeOf as codeOfType } from '@minicloud/testkit/expect-errors';
 
 const codeOf = (fn: () => unknown) => codeOfType(fn, CloudError);
 

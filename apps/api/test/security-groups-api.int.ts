@@ -1,6 +1,6 @@
 import { newId } from '@minicloud/domain';
-import { startApiOnly } from '../../../tests/support/api-harness.js';
-import { expectRefused } from '../../../tests/support/expect-errors.js';
+import { startApiOnly } from '@minicloud/testkit/api-harness';
+import { expectRefused } from '@minicloud/testkit/expect-errors';
 
 type Harness = Awaited<ReturnType<typeof startApiOnly>>;
 

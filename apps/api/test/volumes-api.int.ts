@@ -1,5 +1,5 @@
 import { newId } from '@minicloud/domain';
-import { startApiOnly } from '../../../tests/support/api-harness.js';
+import { startApiOnly } from '@minicloud/testkit/api-harness';
 
 type Harness = Awaited<ReturnType<typeof startApiOnly>>;
 

@@ -9,11 +9,12 @@ import { run } from '@minicloud/host';
 import { detectVirtType, LibvirtHypervisor } from '@minicloud/hypervisor';
 import { LinuxNetworkDriver } from '@minicloud/network';
 import { FileVolumeDriver, ImageStore, LvmVolumeDriver } from '@minicloud/storage';
-import { createApiApp, ensureAdminKey } from '@minicloud/app-api';
+import { createApiApp } from '@minicloud/app-api';
 import { ImageService } from '@minicloud/app-api/images';
 import { NetworkService } from '@minicloud/app-api/networks';
 import { AddressService } from '@minicloud/app-api/addresses';
 import { removeAllNetworks, startWorker, tearDown, type WorkerDeps } from '@minicloud/app-worker';
+import { ensureAdminKey } from './admin-key.js';
 
 /**
  * The minicloud daemon: API and worker in one process by default.

@@ -1,6 +1,7 @@
 import { startWorkers, type JobHandlers, type WorkerOptions } from '@minicloud/queue';
 import type { WorkerDeps } from './context.js';
 import { importImage, deleteImage } from './jobs/image-import.job.js';
+import { readConsoleOutput } from './jobs/instance-console.job.js';
 import { launchInstance } from './jobs/instance-launch.job.js';
 import { rebootInstance } from './jobs/instance-reboot.job.js';
 import { startInstance } from './jobs/instance-start.job.js';
@@ -41,6 +42,7 @@ export function jobHandlers(deps: WorkerDeps): JobHandlers {
     'snapshot.create': (p, job) => createSnapshot(deps, p.snapshotId, job),
     'snapshot.delete': (p) => deleteSnapshot(deps, p.snapshotId),
     'network.apply': (p) => applyNetwork(deps, p),
+    'instance.console': (p) => readConsoleOutput(deps, p.instanceId),
   };
 }
 

@@ -1,4 +1,10 @@
 import { ioLimitsFor, volumeSerial } from '@minicloud/domain';
+import {
+  attachedVolumes as attachedVolumeRows,
+  markVolumeDeleted,
+  markVolumeDetached,
+  volumesOfInstances,
+} from '@minicloud/db';
 import { ensureOverlay, type VolumeDriver } from '@minicloud/storage';
 import type { Image, Volume } from '@prisma/client';
 import type { WorkerDeps } from './context.js';
@@ -58,56 +64,22 @@ export async function diskFor(deps: WorkerDeps, volume: Volume) {
 }
 
 /** Volumes that belong in an instance's domain, root first. */
-export async function attachedVolumes(deps: WorkerDeps, instanceId: string): Promise<Volume[]> {
-  const volumes = await deps.db.volume.findMany({
-    where: {
-      instanceId,
-      state: { notIn: ['deleted', 'deleting'] },
-      attachState: { in: ['attaching', 'attached'] },
-    },
-  });
-  return volumes.sort((a, b) =>
-    a.isRoot === b.isRoot ? (a.target ?? '').localeCompare(b.target ?? '') : a.isRoot ? -1 : 1,
-  );
+export function attachedVolumes(deps: WorkerDeps, instanceId: string): Promise<Volume[]> {
+  return attachedVolumeRows(deps.db, instanceId);
 }
-
-/** A volume row's fields once it is attached to nothing. */
-export const DETACHED = {
-  state: 'available',
-  attachState: null,
-  instanceId: null,
-  device: null,
-  target: null,
-  attachTime: null,
-} as const;
 
 /**
  * What terminating an instance does to its volumes: those marked deleteOnTermination are
  * deleted, the others are detached and become available.
  */
 export async function releaseVolumes(deps: WorkerDeps, instanceId: string): Promise<void> {
-  const volumes = await deps.db.volume.findMany({
-    where: { instanceId, state: { not: 'deleted' } },
-  });
+  const volumes = (await volumesOfInstances(deps.db, [instanceId])).get(instanceId) ?? [];
   for (const v of volumes) {
     if (v.deleteOnTermination) {
       await driverFor(deps, v).delete(v.id);
-      await deps.db.volume.update({
-        where: { id: v.id },
-        data: {
-          state: 'deleted',
-          deletedAt: new Date(),
-          attachState: null,
-          instanceId: null,
-          device: null,
-          target: null,
-        },
-      });
+      await markVolumeDeleted(deps.db, v.id);
     } else {
-      await deps.db.volume.update({
-        where: { id: v.id },
-        data: DETACHED,
-      });
+      await markVolumeDetached(deps.db, v.id);
     }
   }
 }

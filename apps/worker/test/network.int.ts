@@ -24,7 +24,7 @@ import { run, pathExists } from '@minicloud/host';
 import { LibvirtHypervisor } from '@minicloud/hypervisor';
 import { dnsmasqPaths, LinuxNetworkDriver, type VpcNetworkModel } from '@minicloud/network';
 import type { Db } from '@minicloud/db';
-import { freshDatabase, testPrefix } from '../../../tests/support/api-harness.js';
+import { freshDatabase, testPrefix } from '@minicloud/testkit/api-harness';
 import {
   freeBlocks,
   leftovers,

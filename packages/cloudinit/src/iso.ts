@@ -1,44 +1,52 @@
-import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, isAbsolute, join } from 'node:path';
-import { run as hostRun, type CommandRunner } from '@minicloud/host';
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { dirname, isAbsolute } from 'node:path';
+import { buildIso } from './iso9660.js';
 import { SeedError, type SeedDocuments } from './seed.js';
 
 /** The NoCloud file names, exactly as cloud-init looks for them on the `cidata` volume. */
 export const SEED_FILES = ['meta-data', 'user-data', 'network-config'] as const;
 
-/** argv for genisoimage (run with the staging directory as cwd). Pure, exported for tests. */
+/** The volume id cloud-init's NoCloud datasource looks for (blkid LABEL=cidata). */
+export const SEED_VOLUME_ID = 'cidata';
+
+/**
+ * argv for genisoimage (run with a directory holding the files as cwd): the reference writer the
+ * in-process one replaced, kept for the tests and the benchmark that compare the two. Pure.
+ */
 export function genisoimageArgs(output: string): string[] {
-  return ['-output', output, '-volid', 'cidata', '-joliet', '-rock', '-quiet', ...SEED_FILES];
+  return ['-output', output, '-volid', SEED_VOLUME_ID, '-joliet', '-rock', '-quiet', ...SEED_FILES];
+}
+
+/** The seed as an ISO 9660 image (volume id `cidata`, Rock Ridge + Joliet). Pure. */
+export function buildSeedIso(docs: SeedDocuments, date?: Date): Buffer {
+  return buildIso(
+    {
+      'meta-data': docs.metaData,
+      'user-data': docs.userData,
+      'network-config': docs.networkConfig,
+    },
+    SEED_VOLUME_ID,
+    date,
+  );
 }
 
 /**
- * Write the seed as an ISO 9660 image (volume id `cidata`, Joliet + Rock Ridge) at `path`: the
- * files are staged in a temp dir, genisoimage writes `<path>.tmp-*`, which is renamed over
- * `path`, so a reader never sees half an ISO. Safe to repeat (the ISO is rebuilt each time).
+ * Write the seed ISO at `path`, built in-process: written to `<path>.tmp-*` (mode 0644, so
+ * QEMU's user can read it) and renamed over `path`, so a reader never sees half an ISO. Safe to
+ * repeat (the ISO is rebuilt each time).
  */
-export async function writeSeedIso(
-  path: string,
-  docs: SeedDocuments,
-  run: CommandRunner = hostRun,
-): Promise<void> {
+export async function writeSeedIso(path: string, docs: SeedDocuments): Promise<void> {
   if (typeof path !== 'string' || !isAbsolute(path) || path.split('/').includes('..')) {
     throw new SeedError(`seed ISO path must be absolute: ${JSON.stringify(path)}`);
   }
+  const image = buildSeedIso(docs);
   await mkdir(dirname(path), { recursive: true });
-  const stage = await mkdtemp(join(tmpdir(), 'minicloud-seed-'));
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
   try {
-    await Promise.all([
-      writeFile(join(stage, 'meta-data'), docs.metaData),
-      writeFile(join(stage, 'user-data'), docs.userData),
-      writeFile(join(stage, 'network-config'), docs.networkConfig),
-    ]);
-    await run('genisoimage', genisoimageArgs(tmp), { cwd: stage, timeoutMs: 30_000 });
+    await writeFile(tmp, image, { mode: 0o644 });
     await rename(tmp, path);
   } finally {
     await rm(tmp, { force: true });
-    await rm(stage, { recursive: true, force: true });
   }
 }
 

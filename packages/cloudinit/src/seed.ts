@@ -2,6 +2,7 @@
  * NoCloud seed documents (meta-data, user-data, network-config). Pure: validated inputs in,
  * exact bytes out; golden tests pin them.
  */
+import { assertHostname, NetworkValidationError, normalizeMac } from '@minicloud/domain';
 
 export interface SeedInput {
   instanceId: string;
@@ -32,8 +33,6 @@ export class SeedError extends Error {
 export const MAX_USER_DATA_BYTES = 16 * 1024;
 
 const INSTANCE_ID_RE = /^i-[0-9a-f]{8,17}$/;
-const HOSTNAME_LABEL_RE = /^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 const KEY_TYPES = new Set([
   'ssh-ed25519',
   'ssh-rsa',
@@ -43,18 +42,6 @@ const KEY_TYPES = new Set([
   'sk-ssh-ed25519@openssh.com',
   'sk-ecdsa-sha2-nistp256@openssh.com',
 ]);
-
-export function assertHostname(hostname: string): string {
-  if (
-    typeof hostname !== 'string' ||
-    hostname.length > 253 ||
-    !hostname.split('.').every((l) => HOSTNAME_LABEL_RE.test(l)) ||
-    /^[0-9.]+$/.test(hostname)
-  ) {
-    throw new SeedError(`invalid hostname ${JSON.stringify(hostname)}`);
-  }
-  return hostname;
-}
 
 /**
  * Validate one OpenSSH public key line: "TYPE BASE64 [comment]", the base64 blob decoding to a
@@ -82,14 +69,6 @@ export function normalizePublicKey(line: string): string {
   return comment ? `${type} ${blob} ${comment}` : `${type} ${blob}`;
 }
 
-export function normalizeMac(mac: string): string {
-  const m = typeof mac === 'string' ? mac.toLowerCase() : '';
-  if (!MAC_RE.test(m) || (parseInt(m.slice(0, 2), 16) & 1) !== 0) {
-    throw new SeedError(`invalid unicast MAC address ${JSON.stringify(mac)}`);
-  }
-  return m;
-}
-
 const YAML_RESERVED = /^(y|n|yes|no|true|false|on|off|null|~)$/i;
 const YAML_PLAIN_SAFE = /^[A-Za-z][A-Za-z0-9._/+=@-]*( [A-Za-z0-9._/+=@-]+)*$/;
 
@@ -103,15 +82,28 @@ export function yamlString(value: string): string {
   return JSON.stringify(value);
 }
 
+/** Run one of the domain's checks, its NetworkValidationError reported as a SeedError. */
+function seedCheck<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (e) {
+    if (e instanceof NetworkValidationError) throw new SeedError(e.message);
+    throw e;
+  }
+}
+
 export function buildSeedDocuments(input: SeedInput): SeedDocuments {
   if (typeof input.instanceId !== 'string' || !INSTANCE_ID_RE.test(input.instanceId)) {
     throw new SeedError(`invalid instance id ${JSON.stringify(input.instanceId)}`);
   }
-  const hostname = assertHostname(input.hostname);
+  const hostname = seedCheck(() => assertHostname(input.hostname));
+  // Not digits only: such a name reads as an address (`ping 1234` goes to 0.0.4.210).
+  if (/^[0-9]+$/.test(hostname))
+    throw new SeedError(`invalid hostname ${JSON.stringify(hostname)}`);
   if (!Array.isArray(input.publicKeys) || input.publicKeys.length > 100)
     throw new SeedError('invalid publicKeys');
   const keys = input.publicKeys.map(normalizePublicKey);
-  const mac = normalizeMac(input.mac);
+  const mac = seedCheck(() => normalizeMac(input.mac));
   if (input.userData !== null && !Buffer.isBuffer(input.userData))
     throw new SeedError('userData must be a Buffer or null');
   if (input.userData && input.userData.length > MAX_USER_DATA_BYTES) {

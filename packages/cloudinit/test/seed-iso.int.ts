@@ -1,6 +1,7 @@
 /**
- * writeSeedIso with the real genisoimage; contents checked with isoinfo (same package), and the
- * YAML read back by PyYAML (cloud-init's parser) when /usr/bin/python3 has it.
+ * writeSeedIso (built in-process); contents checked with isoinfo (genisoimage's package), and
+ * the YAML read back by PyYAML (cloud-init's parser) when /usr/bin/python3 has it. The other
+ * readers (Joliet, blkid, the guest kernel) are in iso-readers.int.ts.
  */
 import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,6 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { goldenFiles } from '@minicloud/testkit/golden';
 import {
   buildSeedDocuments,
   genisoimageArgs,
@@ -11,12 +9,7 @@ import {
 } from '../src/index.js';
 import { ECDSA_NO_COMMENT, ED25519, RSA_ODD_COMMENT } from './keys.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-function golden(name: string, actual: string): void {
-  const file = join(here, 'golden', name);
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, actual);
-  expect(actual).toBe(readFileSync(file, 'utf8'));
-}
+const golden = goldenFiles(import.meta.url);
 
 const input = (overrides: Partial<SeedInput> = {}): SeedInput => ({
   instanceId: 'i-0123456789abcdef0',

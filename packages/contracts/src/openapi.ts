@@ -76,7 +76,14 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         post: op('Reboot an instance', { parameters: [idParam('instanceId')] }),
       },
       '/v1/instances/{instanceId}/console': {
-        get: op('Serial console output (base64, as EC2)', { parameters: [idParam('instanceId')] }),
+        get: op('Serial console output (base64, as EC2), read by a worker', {
+          parameters: [idParam('instanceId')],
+          responses: {
+            '200': ok('OK'),
+            ...errorsOf,
+            '503': { description: 'ServiceUnavailable: no worker answered in time' },
+          },
+        }),
       },
       '/v1/vpcs': {
         post: op('Create a VPC', { requestBody: body(req.CreateVpcRequest) }),

@@ -35,5 +35,11 @@ export function isUniqueViolation(error: unknown, field?: string): boolean {
 }
 
 export { applyMigrations } from './migrate.js';
+
+export type { DbClient } from './repositories/client.js';
+export * from './repositories/tags.js';
+export * from './repositories/instances.js';
+export * from './repositories/volumes.js';
+export * from './repositories/images.js';
 export * from './repositories/network.js';
 export * from './repositories/network-security-groups.js';

@@ -21,7 +21,7 @@ import {
   type AttachDiskSpec,
 } from '../src/index.js';
 import { sampleSpec } from './fixtures.js';
-import { codeOf as codeOfType } from '../../../tests/support/expect-errors.js';
+import { codeOf as codeOfType } from '@minicloud/testkit/expect-errors';
 
 const here = dirname(fileURLToPath(import.meta.url));
 

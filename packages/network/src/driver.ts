@@ -7,9 +7,9 @@ import type {
   SecurityGroupPortModel,
   SecurityGroupState,
   SecurityGroupUpdate,
-} from './sg-ruleset.js';
-import type { EipMapsState, ElasticIpChange } from './vpc/eip-maps.js';
-import type { VpcNetworkModel } from './vpc/ruleset.js';
+} from './firewall/index.js';
+import type { EipMapsState, ElasticIpChange } from './vpc-ruleset/index.js';
+import type { VpcNetworkModel } from './vpc-ruleset/index.js';
 
 /**
  * What the worker asks of a host's network: one interface, implemented on Linux by

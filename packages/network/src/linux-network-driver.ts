@@ -34,11 +34,11 @@ import type {
   SecurityGroupNetworkModel,
   SecurityGroupPortModel,
   SecurityGroupState,
-} from './sg-ruleset.js';
+} from './firewall/index.js';
 import { Conntrack } from './vpc/conntrack.js';
-import type { EipMapsState, ElasticIpChange } from './vpc/eip-maps.js';
+import type { EipMapsState, ElasticIpChange } from './vpc-ruleset/index.js';
 import { ElasticIpLifecycle } from './vpc/elastic-ips.js';
-import type { VpcNetworkModel } from './vpc/ruleset.js';
+import type { VpcNetworkModel } from './vpc-ruleset/index.js';
 import { UplinkAddresses, type UplinkAddressesOptions } from './vpc/uplink-addresses.js';
 import { VpcBridges } from './vpc/vpc-bridges.js';
 import { VpcTable } from './vpc/vpc-table.js';

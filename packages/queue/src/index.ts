@@ -1,4 +1,12 @@
-import { Queue, Worker, UnrecoverableError, type Job, type ConnectionOptions } from 'bullmq';
+import {
+  Queue,
+  QueueEvents,
+  Worker,
+  UnrecoverableError,
+  type Job,
+  type ConnectionOptions,
+} from 'bullmq';
+import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
@@ -32,6 +40,34 @@ export const jobPayloads = {
 } as const;
 
 export type JobName = keyof typeof jobPayloads;
+
+/**
+ * Queries: a question the API asks a worker and waits for (JobQueue.request), such as what only
+ * the host that runs a guest can read. Not retried, removed when answered.
+ */
+export const queryPayloads = {
+  /** The tail of an instance's serial console log. */
+  'instance.console': z.object({ instanceId: z.string() }),
+} as const;
+export const queryResults = {
+  /** `output`: the last 64 KiB of the console log, base64 ('' when there is none yet). */
+  'instance.console': z.object({ output: z.string() }),
+} as const;
+
+export type QueryName = keyof typeof queryPayloads;
+export type QueryPayload<N extends QueryName> = z.infer<(typeof queryPayloads)[N]>;
+export type QueryResult<N extends QueryName> = z.infer<(typeof queryResults)[N]>;
+
+/** No worker answered a query in time (none running, or all of them busy). */
+export class QueryTimeoutError extends Error {
+  constructor(
+    readonly query: QueryName,
+    readonly timeoutMs: number,
+  ) {
+    super(`no worker answered ${query} within ${timeoutMs} ms`);
+    this.name = 'QueryTimeoutError';
+  }
+}
 
 /**
  * Every job id, built here and only here. A job id names one piece of work: enqueuing the same
@@ -81,6 +117,8 @@ const QUEUE_OF: Record<JobName, QueueName> = {
 };
 const QUEUE_NAMES = ['instances', 'images', 'volumes', 'networks'] as const;
 type QueueName = (typeof QUEUE_NAMES)[number];
+/** Queries have their own queue: a question is never stuck behind slow work. */
+const QUERY_QUEUE = 'queries';
 
 export interface QueueOptions {
   connection: ConnectionOptions;
@@ -98,6 +136,14 @@ const DEFAULT_JOB_OPTIONS = {
 /** Producer side: the API enqueues work. Job ids are derived from resource ids by the caller. */
 export class JobQueue {
   private readonly queues: Record<QueueName, Queue>;
+  private readonly queries: Queue;
+  /** The answers to queries, listened to from the first request on. */
+  private queryEvents: Promise<QueueEvents> | null = null;
+  /** Queries asked and not yet answered, by job id. */
+  private readonly waiting = new Map<
+    string,
+    { resolve: (answer: unknown) => void; reject: (error: Error) => void }
+  >();
 
   constructor(private readonly options: QueueOptions) {
     this.queues = Object.fromEntries(
@@ -106,6 +152,10 @@ export class JobQueue {
         new Queue(name, { connection: options.connection, prefix: options.prefix }),
       ]),
     ) as Record<QueueName, Queue>;
+    this.queries = new Queue(QUERY_QUEUE, {
+      connection: options.connection,
+      prefix: options.prefix,
+    });
   }
 
   /** Enqueue a job; a second enqueue with the same jobId while the first exists is a no-op. */
@@ -148,36 +198,122 @@ export class JobQueue {
     return true;
   }
 
+  /**
+   * Ask a worker a question and wait for its answer: a job on the 'queries' queue, tried once and
+   * removed when done. Throws QueryTimeoutError when no answer comes within timeoutMs, and an
+   * Error with the worker's message when the handler failed.
+   */
+  async request<N extends QueryName>(
+    name: N,
+    payload: QueryPayload<N>,
+    options: { timeoutMs: number },
+  ): Promise<QueryResult<N>> {
+    const data = queryPayloads[name].parse(payload);
+    await this.answers();
+    const jobId = `${name}.${randomUUID()}`;
+    const answered = new Promise<unknown>((resolve, reject) =>
+      this.waiting.set(jobId, { resolve, reject }),
+    );
+    // Awaited only once the job is added: a timeout before that is not an unhandled rejection.
+    answered.catch(() => undefined);
+    const timer = setTimeout(
+      () => this.waiting.get(jobId)?.reject(new QueryTimeoutError(name, options.timeoutMs)),
+      options.timeoutMs,
+    );
+    try {
+      const job = await this.queries.add(name, data, {
+        jobId,
+        attempts: 1,
+        removeOnComplete: true,
+        removeOnFail: true,
+      });
+      try {
+        return queryResults[name].parse(await answered) as QueryResult<N>;
+      } catch (e) {
+        // Nobody waits for this answer any more: no worker need compute it.
+        if (e instanceof QueryTimeoutError) await job.remove().catch(() => undefined);
+        throw e;
+      }
+    } finally {
+      clearTimeout(timer);
+      this.waiting.delete(jobId);
+    }
+  }
+
+  /**
+   * Listen to the answers of queries (once, from the first request on). The event stream is read
+   * from the current Redis time: an answer that comes before the first blocking read is still
+   * seen (QueueEvents alone would start at '$', after it).
+   */
+  private answers(): Promise<QueueEvents> {
+    this.queryEvents ??= (async () => {
+      // BullMQ connects through ioredis.
+      const redis = (await this.queries.client) as unknown as Pick<Redis, 'time'>;
+      const [seconds, micros] = await redis.time();
+      const events = new QueueEvents(QUERY_QUEUE, {
+        connection: this.options.connection,
+        prefix: this.options.prefix,
+        lastEventId: `${Number(seconds) * 1000 + Math.floor(Number(micros) / 1000)}-0`,
+      });
+      events.on('completed', ({ jobId, returnvalue }) =>
+        this.waiting.get(jobId)?.resolve(returnvalue),
+      );
+      events.on('failed', ({ jobId, failedReason }) =>
+        this.waiting.get(jobId)?.reject(new Error(`query ${jobId} failed: ${failedReason}`)),
+      );
+      // Connection trouble is retried by ioredis; a query meanwhile ends in its timeout.
+      events.on('error', () => undefined);
+      return events;
+    })();
+    this.queryEvents.catch(() => (this.queryEvents = null));
+    return this.queryEvents;
+  }
+
   async close(): Promise<void> {
-    await Promise.all(Object.values(this.queues).map((q) => q.close()));
+    const events = await this.queryEvents?.catch(() => null);
+    await Promise.all([...this.allQueues().map((q) => q.close()), events?.close()]);
   }
 
   /** Remove every job of this installation (tests and uninstall). */
   async obliterate(): Promise<void> {
-    await Promise.all(Object.values(this.queues).map((q) => q.obliterate({ force: true })));
+    await Promise.all(this.allQueues().map((q) => q.obliterate({ force: true })));
+  }
+
+  private allQueues(): Queue[] {
+    return [...Object.values(this.queues), this.queries];
   }
 }
 
-export type JobHandlers = { [N in JobName]: (payload: JobPayload<N>, job: Job) => Promise<void> };
+/** What a worker does: every job, and the answer to every query. */
+export type JobHandlers = {
+  [N in JobName]: (payload: JobPayload<N>, job: Job) => Promise<void>;
+} & {
+  [N in QueryName]: (payload: QueryPayload<N>, job: Job) => Promise<QueryResult<N>>;
+};
 
 export interface WorkerOptions extends QueueOptions {
   concurrency: number;
   onFailed?: (job: Job | undefined, error: Error) => void;
 }
 
-/** Consumer side: one BullMQ worker per queue, dispatching by job name to typed handlers. */
+const PAYLOADS: Record<string, z.ZodType> = { ...jobPayloads, ...queryPayloads };
+
+/**
+ * Consumer side: one BullMQ worker per queue (and one for queries), dispatching by job name to
+ * typed handlers. A query handler's result is the job's return value: the asker's answer.
+ */
 export function startWorkers(handlers: JobHandlers, options: WorkerOptions): Worker[] {
-  return QUEUE_NAMES.map((queueName) => {
+  return [...QUEUE_NAMES, QUERY_QUEUE].map((queueName) => {
     const worker = new Worker(
       queueName,
       async (job: Job) => {
-        const name = job.name as JobName;
-        const schema = jobPayloads[name];
+        const name = job.name as JobName | QueryName;
+        const schema = Object.hasOwn(PAYLOADS, name) ? PAYLOADS[name] : undefined;
         if (!schema) throw new UnrecoverableError(`unknown job ${job.name}`);
         const parsed = schema.safeParse(job.data);
         if (!parsed.success) throw new UnrecoverableError(`bad payload for ${name}`);
-        const handler = handlers[name] as (p: unknown, j: Job) => Promise<void>;
-        await handler(parsed.data, job);
+        const handler = handlers[name] as (p: unknown, j: Job) => Promise<unknown>;
+        return handler(parsed.data, job);
       },
       {
         connection: options.connection,

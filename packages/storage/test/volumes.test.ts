@@ -21,7 +21,7 @@ import {
   StorageError,
   volumeLvName,
 } from '../src/index.js';
-import { codeOf as codeOfType } from '../../../tests/support/expect-errors.js';
+import { codeOf as codeOfType } from '@minicloud/testkit/expect-errors';
 
 const VOL = 'vol-0123456789abcdef0';
 const VOL2 = 'vol-00000000000000002';

@@ -1,8 +1,16 @@
 import { CloudError, errors, ipToInt, isIpv4, newId } from '@minicloud/domain';
-import { isUniqueViolation, type Tx } from '@minicloud/db';
+import {
+  deleteTags,
+  findInstance,
+  isUniqueViolation,
+  readTags,
+  writeTags,
+  type TagInput,
+  type Tx,
+} from '@minicloud/db';
 import type { ElasticIp, PublicIpv4Pool } from '@prisma/client';
 import type { ServiceContext } from './context.js';
-import { requestNetworkApply } from './networks.js';
+import { requestNetworkApply } from './network-apply.js';
 import {
   firstFreeInRange,
   overlapping,
@@ -10,7 +18,6 @@ import {
   parsePoolSetting,
   rangeOfCidr,
 } from './network-rules.js';
-import { readTags, writeTags, type TagInput } from './tags.js';
 
 export function presentAddress(e: ElasticIp, tags: { key: string; value: string }[] = []) {
   return {
@@ -174,7 +181,7 @@ export class AddressService {
         );
       }
       await tx.elasticIp.delete({ where: { id: allocationId } });
-      await tx.tag.deleteMany({ where: { resourceId: allocationId } });
+      await deleteTags(tx, allocationId);
     });
     await requestNetworkApply(this.ctx, `release ${allocationId}`);
     return { allocationId, released: true };
@@ -192,10 +199,7 @@ export class AddressService {
     const row = await this.ctx.db.$transaction(async (tx) => {
       const address = await tx.elasticIp.findUnique({ where: { id: allocationId } });
       if (!address) throw addressNotFound(allocationId);
-      const instance = await tx.instance.findUnique({
-        where: { id: input.instanceId },
-        select: { id: true, state: true, privateIp: true, vpcId: true },
-      });
+      const instance = await findInstance(tx, input.instanceId);
       if (!instance) {
         throw errors.notFound(
           'InvalidInstanceID.NotFound',

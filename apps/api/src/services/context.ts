@@ -11,7 +11,6 @@ export interface ServiceContext {
     gpuDevices: string[];
     maxUserDataBytes: number;
     terminatedRetentionMs: number;
-    instancesDir: string;
     imageImportDirs: string[];
     maxVolumeGiB: number;
   };

@@ -1,6 +1,7 @@
 import { jobIds } from '@minicloud/queue';
 import { resolve } from 'node:path';
 import { CloudError, errors, newId } from '@minicloud/domain';
+import { countLiveInstances, findImage, listImages } from '@minicloud/db';
 import type { Image } from '@prisma/client';
 import type { ServiceContext } from './context.js';
 
@@ -71,15 +72,11 @@ export class ImageService {
   }
 
   async describe(imageId?: string) {
-    const images = await this.ctx.db.image.findMany({
-      where: { state: { not: 'deregistered' }, ...(imageId ? { id: imageId } : {}) },
-      orderBy: { createdAt: 'asc' },
-    });
-    return images.map(presentImage);
+    return (await listImages(this.ctx.db, imageId)).map(presentImage);
   }
 
   async get(imageId: string) {
-    const image = await this.ctx.db.image.findUnique({ where: { id: imageId } });
+    const image = await findImage(this.ctx.db, imageId);
     if (!image || image.state === 'deregistered') throw notFound(imageId);
     return presentImage(image);
   }
@@ -87,10 +84,10 @@ export class ImageService {
   /** Deregister: refused while any instance that is not terminated still uses it as backing file. */
   async deregister(imageId: string) {
     const { db, queue } = this.ctx;
-    const image = await db.image.findUnique({ where: { id: imageId } });
+    const image = await findImage(db, imageId);
     if (!image || image.state === 'deregistered') throw notFound(imageId);
     const users =
-      (await db.instance.count({ where: { imageId, state: { not: 'terminated' } } })) +
+      (await countLiveInstances(db, { imageId })) +
       // Root volumes kept after terminate are overlays on the image too.
       (await db.volume.count({ where: { imageId, state: { not: 'deleted' }, instanceId: null } }));
     if (users > 0) {

@@ -1,6 +1,13 @@
-import { jobIds } from '@minicloud/queue';
 import { CloudError, errors, newId } from '@minicloud/domain';
-import { isUniqueViolation, type Tx } from '@minicloud/db';
+import {
+  countLiveInstances,
+  deleteTags,
+  isUniqueViolation,
+  readTags,
+  writeTags,
+  type TagInput,
+  type Tx,
+} from '@minicloud/db';
 import type { InternetGateway, Subnet, Vpc } from '@prisma/client';
 import type { ServiceContext } from './context.js';
 import {
@@ -10,8 +17,8 @@ import {
   overlapping,
   rangeOfCidr,
 } from './network-rules.js';
-import { readTags, writeTags, type TagInput } from './tags.js';
-import { ensureDefaultGroup } from './security-groups.js';
+import { requestNetworkApply } from './network-apply.js';
+import { ensureDefaultGroup } from './security-group-rows.js';
 
 export function presentVpc(
   v: Vpc & { gateway: InternetGateway | null },
@@ -67,20 +74,6 @@ const gatewayNotFound = (id: string) =>
 
 /** The bridge of a VPC is named after these 9 hex digits of its id (see vpcBridgeName). */
 const bridgeKeyOf = (vpcId: string) => vpcId.slice(4, 13);
-
-/** Tell the worker to converge the host's networks with the database (safe to repeat). */
-export async function requestNetworkApply(
-  ctx: ServiceContext,
-  reason: string,
-  options: { elasticIpIds?: string[]; scope?: 'all' | 'security-groups' } = {},
-): Promise<void> {
-  const { elasticIpIds, scope } = options;
-  await ctx.queue.enqueue(
-    'network.apply',
-    { reason, ...(elasticIpIds?.length ? { elasticIpIds } : {}), ...(scope ? { scope } : {}) },
-    jobIds.networkApply(),
-  );
-}
 
 /**
  * VPCs, subnets and internet gateways. The database is the IPAM and the source of truth; every
@@ -192,9 +185,7 @@ export class NetworkService {
             `The vpc '${vpcId}' has dependencies and cannot be deleted: internet gateway ${vpc.gateway.id} is attached.`,
           );
         }
-        const instances = await tx.instance.count({
-          where: { vpcId, state: { not: 'terminated' } },
-        });
+        const instances = await countLiveInstances(tx, { vpcId });
         if (instances) {
           throw errors.dependency(
             `The vpc '${vpcId}' has dependencies and cannot be deleted: ${instances} instance(s).`,
@@ -213,7 +204,7 @@ export class NetworkService {
         await tx.instanceSecurityGroup.deleteMany({ where: { groupId: { in: ids } } });
         await tx.securityGroup.deleteMany({ where: { id: { in: ids } } });
         await tx.vpc.delete({ where: { id: vpcId } });
-        await tx.tag.deleteMany({ where: { resourceId: vpcId } });
+        await deleteTags(tx, vpcId);
       }),
     );
     await requestNetworkApply(this.ctx, `delete ${vpcId}`);
@@ -316,16 +307,14 @@ export class NetworkService {
             `${subnetId} is the default subnet; launches without a subnet go there, so it stays.`,
           );
         }
-        const instances = await tx.instance.count({
-          where: { subnetId, state: { not: 'terminated' } },
-        });
+        const instances = await countLiveInstances(tx, { subnetId });
         if (instances) {
           throw errors.dependency(
             `The subnet '${subnetId}' has dependencies and cannot be deleted: ${instances} instance(s).`,
           );
         }
         await tx.subnet.delete({ where: { id: subnetId } });
-        await tx.tag.deleteMany({ where: { resourceId: subnetId } });
+        await deleteTags(tx, subnetId);
       }),
     );
     await requestNetworkApply(this.ctx, `delete ${subnetId}`);
@@ -423,7 +412,7 @@ export class NetworkService {
           );
         }
         await tx.internetGateway.delete({ where: { id } });
-        await tx.tag.deleteMany({ where: { resourceId: id } });
+        await deleteTags(tx, id);
       }),
     );
     return { internetGatewayId: id, deleted: true };
@@ -433,8 +422,7 @@ export class NetworkService {
 
   /**
    * The default VPC, as in every EC2 region: created once (CIDR from the settings) with a
-   * default subnet covering it and an attached internet gateway. Instances launched before VPCs
-   * existed (network 'default') are adopted into it.
+   * default subnet covering it and an attached internet gateway.
    */
   async ensureDefaultVpc(): Promise<{ vpcId: string; subnetId: string; created: boolean }> {
     const { db, settings } = this.ctx;
@@ -457,7 +445,6 @@ export class NetworkService {
     }
     const subnet = vpc!.subnets.find((s) => s.defaultForAz) ?? vpc!.subnets[0];
     if (!subnet) throw new Error(`the default VPC ${vpc!.id} has no subnet`);
-    await this.adoptLegacyInstances(vpc!.id, subnet.id);
     await this.backfillSecurityGroups();
     if (created) await requestNetworkApply(this.ctx, `create default ${vpc!.id}`);
     return { vpcId: vpc!.id, subnetId: subnet.id, created };
@@ -523,27 +510,5 @@ export class NetworkService {
         byVpc.has(i.vpcId) ? [{ instanceId: i.id, groupId: byVpc.get(i.vpcId)!, position: 0 }] : [],
       ),
     });
-  }
-
-  /** Rows written before VPCs existed name the network 'default'. */
-  private async adoptLegacyInstances(vpcId: string, subnetId: string): Promise<void> {
-    const { db } = this.ctx;
-    const legacy = await db.instance.findMany({
-      where: { vpcId: 'default' },
-      select: { id: true },
-    });
-    if (!legacy.length) return;
-    await db.$transaction([
-      ...legacy.map((i) =>
-        db.instance.update({
-          where: { id: i.id },
-          data: { vpcId, subnetId, networkInterfaceId: newId('networkInterface') },
-        }),
-      ),
-      db.addressLease.updateMany({
-        where: { network: 'default' },
-        data: { network: vpcId, subnetId },
-      }),
-    ]);
   }
 }

@@ -1,17 +1,29 @@
 import { CloudError, errors, newId } from '@minicloud/domain';
-import { isUniqueViolation, type Tx } from '@minicloud/db';
+import {
+  deleteTags,
+  findInstance,
+  isUniqueViolation,
+  readTags,
+  securityGroupsOfInstances,
+  writeTags,
+  type TagInput,
+} from '@minicloud/db';
 import type { SecurityGroupRuleInputType } from '@minicloud/contracts';
 import type { SecurityGroup, SecurityGroupRule } from '@prisma/client';
 import type { ServiceContext } from './context.js';
-import { requestNetworkApply } from './networks.js';
+import { requestNetworkApply } from './network-apply.js';
 import {
-  MAX_GROUPS_PER_INSTANCE,
   MAX_RULES_PER_DIRECTION,
   checkGroupName,
   normalizeRule,
   type NormalizedRule,
 } from './security-group-rules.js';
-import { readTags, writeTags, type TagInput } from './tags.js';
+import {
+  ALL_OUTBOUND,
+  groupNotFound,
+  resolveInstanceGroups,
+  ruleRow,
+} from './security-group-rows.js';
 
 export function presentRule(r: SecurityGroupRule) {
   return {
@@ -45,84 +57,8 @@ export function presentGroup(
   };
 }
 
-const groupNotFound = (id: string) =>
-  errors.notFound('InvalidGroup.NotFound', `The security group '${id}' does not exist.`);
-
 /** Rule and membership changes touch only the security-group tables. */
 const SG_SCOPE = { scope: 'security-groups' as const };
-
-const ALL_OUTBOUND = normalizeRule({ ipProtocol: '-1', cidrIpv4: '0.0.0.0/0' });
-
-function ruleRow(groupId: string, isEgress: boolean, r: NormalizedRule) {
-  return {
-    id: newId('securityGroupRule'),
-    groupId,
-    isEgress,
-    ipProtocol: r.ipProtocol,
-    fromPort: r.fromPort,
-    toPort: r.toPort,
-    cidrIpv4: r.cidrIpv4,
-    referencedGroupId: r.referencedGroupId,
-    description: r.description,
-    ruleKey: r.ruleKey,
-  };
-}
-
-/**
- * A VPC's `default` group (inbound from its own members, all outbound), inside the caller's
- * transaction. Idempotent.
- */
-export async function ensureDefaultGroup(tx: Tx, vpcId: string): Promise<string> {
-  const existing = await tx.securityGroup.findFirst({ where: { vpcId, isDefault: true } });
-  if (existing) return existing.id;
-  const id = newId('securityGroup');
-  await tx.securityGroup.create({
-    data: {
-      id,
-      vpcId,
-      groupName: 'default',
-      description: 'default VPC security group',
-      isDefault: true,
-    },
-  });
-  const self = normalizeRule({ ipProtocol: '-1', referencedGroupId: id });
-  await tx.securityGroupRule.createMany({
-    data: [ruleRow(id, false, self), ruleRow(id, true, ALL_OUTBOUND)],
-  });
-  return id;
-}
-
-/**
- * The groups an instance gets: at most 5 distinct groups of its VPC, or the VPC's default group
- * when none are given.
- */
-export async function resolveInstanceGroups(
-  tx: Tx,
-  vpcId: string,
-  groupIds: string[] | undefined,
-): Promise<string[]> {
-  if (!groupIds) return [await ensureDefaultGroup(tx, vpcId)];
-  if (new Set(groupIds).size !== groupIds.length)
-    throw errors.invalidParameter('securityGroupIds lists a group twice.');
-  if (groupIds.length > MAX_GROUPS_PER_INSTANCE) {
-    throw new CloudError(
-      'SecurityGroupsPerInterfaceLimitExceeded',
-      `At most ${MAX_GROUPS_PER_INSTANCE} security groups per instance (got ${groupIds.length}).`,
-    );
-  }
-  const groups = await tx.securityGroup.findMany({ where: { id: { in: groupIds } } });
-  for (const id of groupIds) {
-    const g = groups.find((x) => x.id === id);
-    if (!g) throw groupNotFound(id);
-    if (g.vpcId !== vpcId) {
-      throw new CloudError(
-        'InvalidParameterCombination',
-        `Security group ${id} belongs to ${g.vpcId}, not to the instance's network ${vpcId}.`,
-      );
-    }
-  }
-  return groupIds;
-}
 
 /** Security groups: the database decides; every change ends in one 'network.apply'. */
 export class SecurityGroupService {
@@ -218,7 +154,7 @@ export class SecurityGroupService {
       await tx.securityGroupRule.deleteMany({ where: { groupId } });
       await tx.instanceSecurityGroup.deleteMany({ where: { groupId } });
       await tx.securityGroup.delete({ where: { id: groupId } });
-      await tx.tag.deleteMany({ where: { resourceId: groupId } });
+      await deleteTags(tx, groupId);
     });
     await requestNetworkApply(this.ctx, `delete ${groupId}`, SG_SCOPE);
     return { groupId, deleted: true };
@@ -313,7 +249,7 @@ export class SecurityGroupService {
   /** Replace a (not terminated) instance's groups; applied on the host at once. */
   async setInstanceGroups(instanceId: string, groupIds: string[]) {
     await this.ctx.db.$transaction(async (tx) => {
-      const instance = await tx.instance.findUnique({ where: { id: instanceId } });
+      const instance = await findInstance(tx, instanceId);
       if (!instance) {
         throw errors.notFound(
           'InvalidInstanceID.NotFound',
@@ -330,17 +266,9 @@ export class SecurityGroupService {
       });
     });
     await requestNetworkApply(this.ctx, `groups of ${instanceId}`, SG_SCOPE);
-    return { instanceId, securityGroups: await instanceGroups(this.ctx, instanceId) };
+    const groups = await securityGroupsOfInstances(this.ctx.db, [instanceId]);
+    return { instanceId, securityGroups: groups.get(instanceId) ?? [] };
   }
-}
-
-export async function instanceGroups(ctx: ServiceContext, instanceId: string) {
-  const rows = await ctx.db.instanceSecurityGroup.findMany({
-    where: { instanceId },
-    orderBy: { position: 'asc' },
-    include: { group: { select: { groupName: true } } },
-  });
-  return rows.map((r) => ({ groupId: r.groupId, groupName: r.group.groupName }));
 }
 
 function duplicate(r: NormalizedRule) {

@@ -1,17 +1,23 @@
 import { jobIds } from '@minicloud/queue';
 import {
   CloudError,
-  ROOT_DEVICE_NAME,
   diskTargetForDevice,
   errors,
   newId,
   resolveVolumeSpec,
   type VolumeType,
 } from '@minicloud/domain';
-import { isUniqueViolation } from '@minicloud/db';
+import {
+  findInstance,
+  findSnapshot,
+  findVolume,
+  isUniqueViolation,
+  readTags,
+  writeTags,
+  type TagInput,
+} from '@minicloud/db';
 import type { Snapshot, Volume } from '@prisma/client';
 import type { ServiceContext } from './context.js';
-import { readTags, writeTags, type TagInput } from './tags.js';
 
 export function presentVolume(v: Volume, tags: { key: string; value: string }[] = []) {
   return {
@@ -71,7 +77,7 @@ export class VolumeService {
   }) {
     let size = input.size;
     if (input.snapshotId) {
-      const snap = await this.ctx.db.snapshot.findUnique({ where: { id: input.snapshotId } });
+      const snap = await findSnapshot(this.ctx.db, input.snapshotId);
       if (!snap || snap.deletedAt) throw snapshotNotFound(input.snapshotId);
       if (snap.state !== 'completed') {
         throw new CloudError('IncorrectState', `The snapshot '${snap.id}' is ${snap.state}.`, 409);
@@ -140,7 +146,7 @@ export class VolumeService {
   }
 
   private async load(volumeId: string) {
-    const v = await this.ctx.db.volume.findUnique({ where: { id: volumeId } });
+    const v = await findVolume(this.ctx.db, volumeId);
     if (!v || v.state === 'deleted') throw volumeNotFound(volumeId);
     return v;
   }
@@ -193,7 +199,7 @@ export class VolumeService {
     }
     if (v.state !== 'available')
       throw new CloudError('IncorrectState', `The volume '${volumeId}' is ${v.state}.`, 409);
-    const instance = await this.ctx.db.instance.findUnique({ where: { id: instanceId } });
+    const instance = await findInstance(this.ctx.db, instanceId);
     if (!instance)
       throw errors.notFound(
         'InvalidInstanceID.NotFound',
@@ -295,7 +301,7 @@ export class VolumeService {
   }
 
   async createSnapshot(volumeId: string, description: string | undefined, tags: TagInput) {
-    const v = await this.ctx.db.volume.findUnique({ where: { id: volumeId } });
+    const v = await findVolume(this.ctx.db, volumeId);
     if (!v || v.state === 'deleted' || v.state === 'deleting') throw volumeNotFound(volumeId);
     if (v.state !== 'available' && v.state !== 'in-use') {
       throw new CloudError('IncorrectState', `The volume '${volumeId}' is ${v.state}.`, 409);
@@ -333,7 +339,7 @@ export class VolumeService {
   }
 
   async deleteSnapshot(snapshotId: string) {
-    const s = await this.ctx.db.snapshot.findUnique({ where: { id: snapshotId } });
+    const s = await findSnapshot(this.ctx.db, snapshotId);
     if (!s || s.deletedAt) throw snapshotNotFound(snapshotId);
     if (s.state === 'pending')
       throw new CloudError('IncorrectState', `The snapshot '${snapshotId}' is pending.`, 409);
@@ -353,5 +359,3 @@ export class VolumeService {
 function tagList(tags: TagInput) {
   return Object.entries(tags ?? {}).map(([key, value]) => ({ key, value }));
 }
-
-export { ROOT_DEVICE_NAME };

@@ -1,3 +1,4 @@
+import { findImage } from '@minicloud/db';
 import { UnrecoverableError, type Job } from '@minicloud/queue';
 import type { WorkerDeps } from '../context.js';
 import { isLastAttempt, reasonOf } from './failure.js';
@@ -5,7 +6,7 @@ import { isLastAttempt, reasonOf } from './failure.js';
 /** image.import: copy or download, hash, inspect and refuse unsafe images; progress on the row. */
 export async function importImage(deps: WorkerDeps, imageId: string, job: Job): Promise<void> {
   await deps.locks.run(imageId, async () => {
-    const image = await deps.db.image.findUnique({ where: { id: imageId } });
+    const image = await findImage(deps.db, imageId);
     if (!image || image.state !== 'pending') return;
     let lastWrite = Promise.resolve();
     try {
@@ -57,7 +58,7 @@ export async function importImage(deps: WorkerDeps, imageId: string, job: Job): 
 /** image.delete: remove the file, then mark the image deregistered. */
 export async function deleteImage(deps: WorkerDeps, imageId: string): Promise<void> {
   await deps.locks.run(imageId, async () => {
-    const image = await deps.db.image.findUnique({ where: { id: imageId } });
+    const image = await findImage(deps.db, imageId);
     if (!image || image.state !== 'deregistering') return;
     await deps.images.removeImage(imageId);
     await deps.db.image.update({

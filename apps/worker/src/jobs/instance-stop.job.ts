@@ -1,3 +1,4 @@
+import { findInstance, transitionInstance } from '@minicloud/db';
 import type { WorkerDeps } from '../context.js';
 import { instanceLayout } from '../instance-host.js';
 
@@ -8,7 +9,7 @@ export async function stopInstance(
   force: boolean,
 ): Promise<void> {
   await deps.locks.run(instanceId, async () => {
-    const instance = await deps.db.instance.findUnique({ where: { id: instanceId } });
+    const instance = await findInstance(deps.db, instanceId);
     if (!instance || instance.state !== 'stopping') return;
     const { domain } = instanceLayout(deps, instanceId);
     let how: string;
@@ -18,15 +19,16 @@ export async function stopInstance(
     } else {
       how = await deps.hypervisor.shutdown(domain, { timeoutMs: deps.settings.stopTimeoutMs });
     }
-    await deps.db.instance.updateMany({
-      where: { id: instanceId, state: 'stopping', actionSeq: instance.actionSeq },
-      data: {
+    await transitionInstance(
+      deps.db,
+      { instanceId, from: 'stopping', actionSeq: instance.actionSeq },
+      {
         state: 'stopped',
         stateReason:
           how === 'forced'
             ? 'Client.UserInitiatedShutdown: forced stop'
             : 'Client.UserInitiatedShutdown',
       },
-    });
+    );
   });
 }

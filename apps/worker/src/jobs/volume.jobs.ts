@@ -1,8 +1,9 @@
+import { findSnapshot, findVolume, markVolumeDeleted, markVolumeDetached } from '@minicloud/db';
 import type { Job } from '@minicloud/queue';
 import type { Volume } from '@prisma/client';
 import type { WorkerDeps } from '../context.js';
 import { instanceLayout } from '../instance-host.js';
-import { DETACHED, diskFor, driverFor, ensureVolume } from '../volume-host.js';
+import { diskFor, driverFor, ensureVolume } from '../volume-host.js';
 import { isLastAttempt, reasonOf } from './failure.js';
 
 const GiB = 1024 ** 3;
@@ -17,11 +18,11 @@ async function withVolume(
   volumeId: string,
   fn: (v: Volume) => Promise<void>,
 ): Promise<void> {
-  const peek = await deps.db.volume.findUnique({ where: { id: volumeId } });
+  const peek = await findVolume(deps.db, volumeId);
   if (!peek) return;
   const run = () =>
     deps.locks.run(volumeId, async () => {
-      const v = await deps.db.volume.findUnique({ where: { id: volumeId } });
+      const v = await findVolume(deps.db, volumeId);
       if (v) await fn(v);
     });
   await (peek.instanceId ? deps.locks.run(peek.instanceId, run) : run());
@@ -58,10 +59,7 @@ export async function deleteVolume(deps: WorkerDeps, volumeId: string): Promise<
   await withVolume(deps, volumeId, async (v) => {
     if (v.state !== 'deleting') return;
     await driverFor(deps, v).delete(v.id);
-    await deps.db.volume.update({
-      where: { id: v.id },
-      data: { state: 'deleted', deletedAt: new Date() },
-    });
+    await markVolumeDeleted(deps.db, v.id);
   });
 }
 
@@ -87,10 +85,7 @@ export async function attachVolume(deps: WorkerDeps, volumeId: string, job: Job)
         await deps.hypervisor
           .detachDisk(domain, v.target!, { live: true, timeoutMs: 10_000 })
           .catch(() => {});
-        await deps.db.volume.update({
-          where: { id: v.id },
-          data: { ...DETACHED, stateReason: `attach failed: ${reasonOf(error)}` },
-        });
+        await markVolumeDetached(deps.db, v.id, `attach failed: ${reasonOf(error)}`);
       }
       throw error;
     }
@@ -115,10 +110,7 @@ export async function detachVolume(
       if (result.live === 'pending')
         throw new Error(`the guest has not released ${v.target} of ${domain} yet`);
     }
-    await deps.db.volume.update({
-      where: { id: v.id },
-      data: DETACHED,
-    });
+    await markVolumeDetached(deps.db, v.id);
   });
 }
 
@@ -151,7 +143,7 @@ export async function createSnapshot(
   snapshotId: string,
   job: Job,
 ): Promise<void> {
-  const snap = await deps.db.snapshot.findUnique({ where: { id: snapshotId } });
+  const snap = await findSnapshot(deps.db, snapshotId);
   if (!snap || snap.state !== 'pending') return;
   await withVolume(deps, snap.volumeId, async (v) => {
     const driver = driverFor(deps, v);
@@ -193,7 +185,7 @@ export async function createSnapshot(
 
 export async function deleteSnapshot(deps: WorkerDeps, snapshotId: string): Promise<void> {
   await deps.locks.run(snapshotId, async () => {
-    const snap = await deps.db.snapshot.findUnique({ where: { id: snapshotId } });
+    const snap = await findSnapshot(deps.db, snapshotId);
     if (!snap?.deletedAt) return;
     await deps.volumes.deleteSnapshot(snapshotId);
     await deps.rootVolumes.deleteSnapshot(snapshotId);

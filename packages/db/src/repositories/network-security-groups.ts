@@ -1,11 +1,10 @@
-import type { PrismaClient, SecurityGroup, SecurityGroupRule, Vpc } from '@prisma/client';
+import type { SecurityGroup, SecurityGroupRule, Vpc } from '@prisma/client';
+import type { DbClient } from './client.js';
 
 /**
  * The security-group model as rows: what the host's firewall tables are rendered from (the
  * worker turns the rows into the firewall model). Plain functions over the Prisma client.
  */
-
-type Db = PrismaClient;
 
 /** An instance as a firewall port: its address, MAC and groups (in order). */
 export interface SecurityGroupPortRow {
@@ -34,7 +33,7 @@ const portSelect = {
 } as const;
 
 /** Everything the firewall tables of this installation are made of. */
-export async function loadSecurityGroupRows(db: Db): Promise<SecurityGroupRows> {
+export async function loadSecurityGroupRows(db: DbClient): Promise<SecurityGroupRows> {
   const [vpcs, groups, rules, instances] = await Promise.all([
     db.vpc.findMany({ include: { subnets: { select: { cidrBlock: true } } } }),
     db.securityGroup.findMany(),
@@ -46,7 +45,7 @@ export async function loadSecurityGroupRows(db: Db): Promise<SecurityGroupRows> 
 
 /** These instances as firewall ports (whatever their state). */
 export function findSecurityGroupPorts(
-  db: Db,
+  db: DbClient,
   instanceIds: readonly string[],
 ): Promise<SecurityGroupPortRow[]> {
   return db.instance.findMany({ where: { id: { in: [...instanceIds] } }, select: portSelect });

@@ -1,12 +1,11 @@
 import { rangeToCidrs } from '@minicloud/domain';
-import type { ElasticIp, InternetGateway, PrismaClient, Subnet, Vpc } from '@prisma/client';
+import type { ElasticIp, InternetGateway, Subnet, Vpc } from '@prisma/client';
+import type { DbClient } from './client.js';
 
 /**
  * Reads and writes of VPCs, subnets, DHCP leases, Elastic IPs and address pools that the worker's
  * network side (and later the API) share. Plain functions over the Prisma client.
  */
-
-type Db = PrismaClient;
 
 export type VpcWithSubnets = Vpc & { subnets: Subnet[] };
 export type VpcWithSubnetsAndGateway = VpcWithSubnets & { gateway: InternetGateway | null };
@@ -25,12 +24,12 @@ export interface DhcpLeaseRow {
   mac: string;
 }
 
-export function findVpcWithSubnets(db: Db, vpcId: string): Promise<VpcWithSubnets | null> {
+export function findVpcWithSubnets(db: DbClient, vpcId: string): Promise<VpcWithSubnets | null> {
   return db.vpc.findUnique({ where: { id: vpcId }, include: { subnets: true } });
 }
 
 /** Every VPC with its subnets and internet gateway, oldest first. */
-export function listVpcsWithSubnets(db: Db): Promise<VpcWithSubnetsAndGateway[]> {
+export function listVpcsWithSubnets(db: DbClient): Promise<VpcWithSubnetsAndGateway[]> {
   return db.vpc.findMany({
     include: { subnets: true, gateway: true },
     orderBy: { createdAt: 'asc' },
@@ -39,7 +38,7 @@ export function listVpcsWithSubnets(db: Db): Promise<VpcWithSubnetsAndGateway[]>
 
 /** A VPC and the given subnets of it leave `pending` (they are made on the host). */
 export async function markVpcAvailable(
-  db: Db,
+  db: DbClient,
   vpcId: string,
   pendingSubnetIds: readonly string[],
 ): Promise<void> {
@@ -53,7 +52,7 @@ export async function markVpcAvailable(
 }
 
 /** Ports of every instance that is not terminated. */
-export function listLiveInstancePorts(db: Db): Promise<InstancePortRow[]> {
+export function listLiveInstancePorts(db: DbClient): Promise<InstancePortRow[]> {
   return db.instance.findMany({
     where: { state: { not: 'terminated' } },
     select: { id: true, vpcId: true, macAddress: true },
@@ -61,7 +60,7 @@ export function listLiveInstancePorts(db: Db): Promise<InstancePortRow[]> {
 }
 
 /** The addresses of a VPC's instances that are not terminated: its DHCP reservations. */
-export async function listVpcDhcpLeases(db: Db, vpcId: string): Promise<DhcpLeaseRow[]> {
+export async function listVpcDhcpLeases(db: DbClient, vpcId: string): Promise<DhcpLeaseRow[]> {
   const leases = await db.addressLease.findMany({
     where: { network: vpcId, instance: { state: { not: 'terminated' } } },
     select: { ip: true, instanceId: true, instance: { select: { macAddress: true } } },
@@ -70,16 +69,19 @@ export async function listVpcDhcpLeases(db: Db, vpcId: string): Promise<DhcpLeas
 }
 
 /** Every allocated Elastic IP, by public address. */
-export function listElasticIps(db: Db): Promise<ElasticIp[]> {
+export function listElasticIps(db: DbClient): Promise<ElasticIp[]> {
   return db.elasticIp.findMany({ orderBy: { publicIp: 'asc' } });
 }
 
-export function findElasticIps(db: Db, allocationIds: readonly string[]): Promise<ElasticIp[]> {
+export function findElasticIps(
+  db: DbClient,
+  allocationIds: readonly string[],
+): Promise<ElasticIp[]> {
   return db.elasticIp.findMany({ where: { id: { in: [...allocationIds] } } });
 }
 
 /** The VPCs that have an internet gateway attached. */
-export async function listVpcIdsWithInternetGateway(db: Db): Promise<Set<string>> {
+export async function listVpcIdsWithInternetGateway(db: DbClient): Promise<Set<string>> {
   const gateways = await db.internetGateway.findMany({
     where: { vpcId: { not: null } },
     select: { vpcId: true },
@@ -88,7 +90,7 @@ export async function listVpcIdsWithInternetGateway(db: Db): Promise<Set<string>
 }
 
 /** The public address pools as CIDRs (a pool whose range does not parse is left out). */
-export async function listPublicPoolCidrs(db: Db): Promise<string[]> {
+export async function listPublicPoolCidrs(db: DbClient): Promise<string[]> {
   const pools = await db.publicIpv4Pool.findMany();
   return pools.flatMap((p) => {
     try {

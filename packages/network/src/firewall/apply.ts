@@ -26,7 +26,7 @@ import {
   type SecurityGroupNetworkModel,
   type SecurityGroupPortModel,
   type SecurityGroupState,
-} from '../sg-ruleset.js';
+} from './index.js';
 
 /**
  * The host side of security groups (the tables themselves are rendered by the pure firewall

@@ -16,13 +16,13 @@ import {
   planEipMapUpdate,
   type EipMapsState,
   type ElasticIpChange,
-} from './eip-maps.js';
+} from '../vpc-ruleset/index.js';
 import {
   planVpcRuleset,
   renderVpcRulesetPlan,
   renderVpcRulesetRemoval,
   type VpcNetworkModel,
-} from './ruleset.js';
+} from '../vpc-ruleset/index.js';
 
 /**
  * The VPC table on the host: the whole table replaced in one transaction, and Elastic IP changes

@@ -1,0 +1,88 @@
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { applyMigrations, openDatabase, type Db } from '@minicloud/db';
+import { JobQueue, connectionFromUrl } from '@minicloud/queue';
+import { createApiApp } from '@minicloud/app-api';
+import { NetworkService } from '@minicloud/app-api/networks';
+import { MinicloudClient } from '@minicloud/client';
+import { removePath } from '@minicloud/host';
+import { REPO_ROOT } from './paths.js';
+
+export const REDIS_URL = process.env.MINICLOUD_REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const MIGRATIONS = join(REPO_ROOT, 'prisma', 'migrations');
+
+/** A unique, valid name prefix for one test run (2-5 chars). */
+export function testPrefix(lead = 'mt'): string {
+  return `${lead}${randomBytes(2)
+    .toString('hex')
+    .slice(0, 5 - lead.length)}`;
+}
+
+export async function freshDatabase(dir: string): Promise<Db> {
+  const url = `file:${join(dir, 'minicloud.db')}`;
+  await applyMigrations(url, MIGRATIONS);
+  return openDatabase(url);
+}
+
+/**
+ * The API alone against a real SQLite file and the real Redis (no worker): for validation,
+ * idempotency and allocation tests.
+ */
+export async function startApiOnly(options: { networkCidr?: string } = {}) {
+  const dir = await mkdtemp(join(tmpdir(), 'minicloud-test-api-'));
+  const db = await freshDatabase(dir);
+  const prefix = testPrefix('ma');
+  const queue = new JobQueue({
+    connection: connectionFromUrl(REDIS_URL),
+    prefix: `minicloud-test-${prefix}`,
+  });
+  const adminKey = `test-key-${randomBytes(8).toString('hex')}`;
+  const context = {
+    db,
+    queue,
+    settings: {
+      prefix,
+      defaultVpcCidr: options.networkCidr ?? '10.250.0.0/24',
+      gpuDevices: [],
+      maxUserDataBytes: 16 * 1024,
+      terminatedRetentionMs: 3600_000,
+      instancesDir: join(dir, 'instances'),
+      imageImportDirs: ['/srv/images'],
+      maxVolumeGiB: 1024,
+    },
+  };
+  const app = createApiApp({
+    ...context,
+    adminKey,
+    log: (m, e) => {
+      if (process.env.MINICLOUD_TEST_LOG) console.error(m, e);
+    },
+  });
+  // As the server does at start: the default VPC, its subnet and gateway.
+  const defaultVpc = await new NetworkService(context).ensureDefaultVpc();
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const baseUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    db,
+    queue,
+    dir,
+    baseUrl,
+    adminKey,
+    defaultVpc,
+    settings: context.settings,
+    client: new MinicloudClient({ baseUrl, apiKey: adminKey }),
+    async close() {
+      await new Promise<void>((r) => server.close(() => r()));
+      await queue.obliterate().catch(() => {});
+      await queue.close();
+      await db.$disconnect();
+      await removePath(dir);
+    },
+  };
+}
