@@ -5,7 +5,7 @@ import { domainName, hostnameFor, tapName } from '@minicloud/domain';
 import { buildSeedDocuments, writeSeedIso } from '@minicloud/cloudinit';
 import { removePath } from '@minicloud/host';
 import type { DomainSpec } from '@minicloud/hypervisor';
-import type { Image, Instance } from '@prisma/client';
+import type { Image, Instance, Volume } from '@prisma/client';
 import type { WorkerDeps } from './context.js';
 import { ensureInstanceNetwork, ensureInstancePort } from './network/instance-ports.js';
 import { syncVpcReservations } from './network/reservations.js';
@@ -31,10 +31,17 @@ function uuidFor(instanceId: string): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-a${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** The domain an instance should have: its attached volumes (root first), seed, NIC, console. */
-export async function domainSpecFor(deps: WorkerDeps, instance: Instance): Promise<DomainSpec> {
+/**
+ * The domain an instance should have: its attached volumes (root first; read unless the caller
+ * has them), seed, NIC, console.
+ */
+export async function domainSpecFor(
+  deps: WorkerDeps,
+  instance: Instance,
+  attached?: readonly Volume[],
+): Promise<DomainSpec> {
   const l = instanceLayout(deps, instance.id);
-  const volumes = await attachedVolumes(deps, instance.id);
+  const volumes = attached ?? (await attachedVolumes(deps, instance.id));
   const disks = await Promise.all(volumes.map((v) => diskFor(deps, v)));
   return {
     name: l.domain,
@@ -72,8 +79,9 @@ export async function bringUp(
   revert.add('tap', async () => void (await deps.network.removePort(l.tap)));
   await mkdir(l.dir, { recursive: true });
 
+  let attached: Volume[] | undefined;
   const volumes = async () => {
-    const list = await attachedVolumes(deps, instance.id);
+    const list = (attached = await attachedVolumes(deps, instance.id));
     if (!list.some((v) => v.isRoot)) throw new Error(`instance ${instance.id} has no root volume`);
     await Promise.all(
       list.map(async (v) => {
@@ -118,7 +126,8 @@ export async function bringUp(
   revert.add('domain', () =>
     fresh ? deps.hypervisor.undefine(l.domain) : deps.hypervisor.destroy(l.domain),
   );
-  await deps.hypervisor.ensureRunning(await domainSpecFor(deps, instance));
+  // The volumes read above are still what the domain gets (making them changes no row).
+  await deps.hypervisor.ensureRunning(await domainSpecFor(deps, instance, attached));
 }
 
 /** After a successful launch or start: the instance's volumes are attached and in use. */
