@@ -22,7 +22,8 @@ import {
 export type { WorkerDeps, WorkerSettings } from './context.js';
 export { reconcile } from './reconciler.js';
 export { tearDown, instanceLayout } from './instance-host.js';
-export { convergeNetwork, type ConvergeReport } from './network/converge.js';
+export { convergeNetwork } from './network/converge.js';
+export type { ConvergeReport } from './network/converge-report.js';
 export { removeAllNetworks } from './network/teardown.js';
 
 export function jobHandlers(deps: WorkerDeps): JobHandlers {

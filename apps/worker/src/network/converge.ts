@@ -7,6 +7,7 @@ import {
 } from '@minicloud/db';
 import type { OwnedLink } from '@minicloud/network';
 import type { WorkerDeps } from '../context.js';
+import { NetworkConvergeError, type ConvergeReport } from './converge-report.js';
 import { applyVpcRulesetNow } from './elastic-ips.js';
 import { syncVpcReservations } from './reservations.js';
 import { forEachLimit, messageOf } from './rerun.js';
@@ -14,31 +15,6 @@ import { buildRulesetModel, type HostVpc } from './ruleset-model.js';
 import { applySecurityGroupsNow } from './security-groups.js';
 import { stateOf } from './state.js';
 import { ensureVpc, markAvailable, removeUnusedVpcNetworks } from './vpcs.js';
-
-export interface ConvergeReport {
-  /** VPCs whose network was ensured. */
-  vpcs: number;
-  /** What changed on the host. */
-  changed: string[];
-  /** VPC networks and Elastic IP addresses removed. */
-  removed: string[];
-  /** Elastic IPs put on / taken off the uplink, and those whose association changed. */
-  elasticIps: { added: string[]; removed: string[]; changed: string[] };
-  /** Database rows left out because the host cannot have them (with why). */
-  skipped: string[];
-  notes: string[];
-  ms: number;
-}
-
-/** Thrown when some steps failed; the others were done. */
-export class NetworkConvergeError extends Error {
-  constructor(
-    readonly failures: string[],
-    readonly report: ConvergeReport,
-  ) {
-    super(`network converge: ${failures.join('; ')}`);
-  }
-}
 
 /**
  * Make the host's VPC networks match the database: the VPC nft table (isolation, NAT, Elastic

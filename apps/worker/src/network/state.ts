@@ -1,6 +1,6 @@
 import type { EnsureNetworkResult, VpcNetworkSpec } from '@minicloud/network';
 import type { WorkerDeps } from '../context.js';
-import type { ConvergeReport } from './converge.js';
+import type { ConvergeReport } from './converge-report.js';
 import { Rerun } from './rerun.js';
 
 /** A VPC this process made ready on the host, for the spec `key` (its JSON). */
