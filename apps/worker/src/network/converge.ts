@@ -10,7 +10,7 @@ import type { WorkerDeps } from '../context.js';
 import { NetworkConvergeError, type ConvergeReport } from './converge-report.js';
 import { applyVpcRulesetNow } from './elastic-ips.js';
 import { syncVpcReservations } from './reservations.js';
-import { forEachLimit, messageOf } from './rerun.js';
+import { forEachLimit, messageOf } from './util.js';
 import { buildRulesetModel, type HostVpc } from './ruleset-model.js';
 import { applySecurityGroupsNow } from './security-groups.js';
 import { stateOf } from './state.js';

@@ -10,7 +10,7 @@ import {
 import type { VpcNetworkModel } from '@minicloud/network';
 import type { WorkerDeps } from '../context.js';
 import { buildRulesetModel } from './ruleset-model.js';
-import { forEachLimit, messageOf } from './rerun.js';
+import { forEachLimit, messageOf } from './util.js';
 import { stateOf } from './state.js';
 
 /**

@@ -3,7 +3,7 @@ import { UnrecoverableError } from '@minicloud/queue';
 import type { VpcNetworkSpec } from '@minicloud/network';
 import type { WorkerDeps } from '../context.js';
 import { applyVpcRulesetNow } from './elastic-ips.js';
-import { messageOf } from './rerun.js';
+import { messageOf } from './util.js';
 import { applySecurityGroupsNow } from './security-groups.js';
 import { stateOf } from './state.js';
 import { vpcNetworkSpec } from './vpc-spec.js';

@@ -9,7 +9,7 @@ import {
 } from '@minicloud/network';
 import type { ElasticIp } from '@prisma/client';
 import type { WorkerSettings } from '../context.js';
-import { messageOf } from './rerun.js';
+import { messageOf } from './util.js';
 import { VPC_ID_RE, vpcModel, vpcNetworkSpec } from './vpc-spec.js';
 
 /** A VPC row with what the host makes of it. */
