@@ -4,9 +4,7 @@ import { assertInstanceId } from './mac.js';
 /**
  * Names of the host objects this package creates. Everything starts with the deployment's
  * prefix (2-5 chars, [a-z][a-z0-9]*) so the reconciler and the tests find exactly what is ours.
- *   bridge  <prefix>br<suffix>        e.g. mcbr0
  *   tap     <prefix>t<9 hex of id>    e.g. mct0a1b2c3d4  
- *   nft     <prefix>_nat              e.g. mc_nat
  *   VPC     <prefix>v<9 hex of id>    e.g. mcv0a1b2c3d4   (one bridge per VPC)
  *   nft     <prefix>_vpc              e.g. mc_vpc         (NAT, Elastic IPs, VPC isolation)
  *   address label <uplink>:<prefix>   e.g. eth0:mc        (Elastic IPs held on the uplink)
@@ -70,36 +68,11 @@ export function assertNftTableName(name: string): string {
   return name;
 }
 
-/** `${prefix}br${suffix}`. */
-export function bridgeNameFor(prefix: string, suffix: string): string {
-  assertNamePrefix(prefix);
-  if (typeof suffix !== 'string' || !/^[a-z0-9]+$/.test(suffix)) {
-    throw invalid('InvalidName', `bridge suffix must be [a-z0-9]+, got ${JSON.stringify(suffix)}`);
-  }
-  const name = `${prefix}br${suffix}`;
-  if (name.length > MAX_IFNAME_LENGTH) {
-    throw invalid(
-      'InvalidName',
-      `bridge name ${name} is longer than ${MAX_IFNAME_LENGTH} characters`,
-    );
-  }
-  return name;
-}
-
 /** prefix + 't' + the first 9 hex digits of the instance id (at most 15 characters). */
 export function tapName(prefix: string, instanceId: string): string {
   assertNamePrefix(prefix);
   assertInstanceId(instanceId);
   return `${prefix}t${instanceId.slice(2, 11)}`;
-}
-
-export function natTableName(prefix: string): string {
-  return `${assertNamePrefix(prefix)}_nat`;
-}
-
-/** True when a link name belongs to this prefix's namespace (what listOwnedLinks filters on). */
-export function isOwnedLinkName(prefix: string, name: string): boolean {
-  return name.startsWith(assertNamePrefix(prefix));
 }
 
 const VPC_ID_RE = /^vpc-[0-9a-f]{17}$/;
@@ -137,11 +110,6 @@ export function elasticIpLabel(uplink: string, prefix: string): string | null {
   assertNamePrefix(prefix);
   const label = `${uplink}:${prefix}`;
   return label.length <= MAX_IFNAME_LENGTH ? label : null;
-}
-
-/** The pre-VPC bridge (`<prefix>br0`): only teardown still looks for it on old hosts. */
-export function defaultBridgeName(prefix: string): string {
-  return bridgeNameFor(prefix, '0');
 }
 
 /** The libvirt domain of an instance: `<prefix>-<instance id>`. */

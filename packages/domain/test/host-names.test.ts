@@ -1,16 +1,13 @@
 import {
   assertForeignLinkName,
   bridgeMacFor,
-  bridgeNameFor,
   elasticIpLabel,
   isMac,
   macForInstance,
-  natTableName,
   NetworkValidationError,
   normalizeMac,
   tapMacFor,
   tapName,
-  defaultBridgeName,
   vpcBridgeName,
   vpcTableName,
 } from '../src/index.js';
@@ -76,21 +73,8 @@ describe('names', () => {
     expect(tapName('abcde', ID).length).toBe(15);
     expect(tapName('mc', ID)).toBe(tapName('mc', ID));
   });
-  test('bridge names agree with @minicloud/domain', () => {
-    expect(bridgeNameFor('mc', '0')).toBe('mcbr0');
-    expect(bridgeNameFor('mc', '0')).toBe(defaultBridgeName('mc'));
-    expect(bridgeNameFor('abcde', '01234567')).toBe('abcdebr01234567');
-    expect(() => bridgeNameFor('abcde', '012345678')).toThrow(/longer than 15/);
-    expect(() => bridgeNameFor('mc', 'A')).toThrow(NetworkValidationError);
-    expect(() => bridgeNameFor('mc', '')).toThrow(NetworkValidationError);
-  });
-  test('natTableName', () => {
-    expect(natTableName('mc')).toBe('mc_nat');
-  });
   test.each(['m', 'abcdef', '1ab', 'Ab', 'a-b', 'a_b', ''])('rejects prefix %j', (bad) => {
-    expect(() => natTableName(bad)).toThrow(NetworkValidationError);
     expect(() => tapName(bad, ID)).toThrow(NetworkValidationError);
-    expect(() => bridgeNameFor(bad, '0')).toThrow(NetworkValidationError);
   });
   test('foreign (uplink) names', () => {
     for (const ok of ['eth0', 'enp3s0f1', 'bond0.12', 'br-lan', 'wg_0'])
