@@ -299,67 +299,91 @@ export class LibvirtHypervisor implements Hypervisor {
 
   async ensureDefined(spec: DomainSpec): Promise<EnsureDefinedResult> {
     const xml = buildDomainXml(spec); // validates first: bad specs never reach libvirt
-    const wanted = parseMinicloudMetadata(xml)?.configHash;
-    return this.call(`define ${spec.name}`, async (c) => {
-      const d = await LibvirtHypervisor.lookup(c, spec.name);
-      if (!d) {
-        try {
-          await c.domainDefineXML(xml);
-          return 'defined';
-        } catch (e) {
-          // Defined concurrently by someone else with the same uuid: check again below.
-          if (!/already exists/.test((e as Error).message)) throw e;
-        }
-      }
-      const dom = d ?? (await c.domainLookupByName(spec.name));
-      const current = await c.domainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
-      const uuid = /<uuid>\s*([0-9a-fA-F-]+)\s*<\/uuid>/.exec(current)?.[1]?.toLowerCase();
-      if (uuid !== spec.uuid) {
-        throw new HypervisorError(
-          'DomainNameConflict',
-          `domain ${spec.name} exists with uuid ${uuid ?? '?'}, expected ${spec.uuid}`,
-        );
-      }
-      if (parseMinicloudMetadata(current)?.configHash === wanted) return 'unchanged';
-      const state = await LibvirtHypervisor.stateOf(c, dom);
-      if (state !== 'shutoff' && state !== null) return 'differs-while-active';
-      await c.domainDefineXML(xml);
-      return 'redefined';
-    });
+    return this.call(
+      `define ${spec.name}`,
+      async (c) => (await this.defineOn(c, spec, xml)).result,
+    );
   }
 
+  /**
+   * ensureDefined then start, on one connection and one domain handle: a first launch is a failed
+   * lookup, a define and a create (no second lookup, no state query of a domain just defined).
+   */
   async ensureRunning(
     spec: DomainSpec,
   ): Promise<{ defined: EnsureDefinedResult; started: boolean }> {
-    const defined = await this.ensureDefined(spec);
-    const started = await this.startIfNeeded(spec.name);
-    return { defined, started };
+    const xml = buildDomainXml(spec);
+    return this.call(`define and start ${spec.name}`, async (c) => {
+      const { result, dom } = await this.defineOn(c, spec, xml);
+      // Defined just now, so shut off: start it (a concurrent starter makes this a no-op).
+      const started =
+        result === 'defined'
+          ? await LibvirtHypervisor.create(c, dom)
+          : await LibvirtHypervisor.startDomain(c, dom);
+      return { defined: result, started };
+    });
+  }
+
+  /** The define step of ensureDefined, returning the domain handle too. */
+  private async defineOn(
+    c: LibvirtConnection,
+    spec: DomainSpec,
+    xml: string,
+  ): Promise<{ result: EnsureDefinedResult; dom: LibvirtDomain }> {
+    const wanted = parseMinicloudMetadata(xml)?.configHash;
+    const d = await LibvirtHypervisor.lookup(c, spec.name);
+    if (!d) {
+      try {
+        return { result: 'defined', dom: await c.domainDefineXML(xml) };
+      } catch (e) {
+        // Defined concurrently by someone else with the same uuid: check again below.
+        if (!/already exists/.test((e as Error).message)) throw e;
+      }
+    }
+    const dom = d ?? (await c.domainLookupByName(spec.name));
+    const current = await c.domainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+    const uuid = /<uuid>\s*([0-9a-fA-F-]+)\s*<\/uuid>/.exec(current)?.[1]?.toLowerCase();
+    if (uuid !== spec.uuid) {
+      throw new HypervisorError(
+        'DomainNameConflict',
+        `domain ${spec.name} exists with uuid ${uuid ?? '?'}, expected ${spec.uuid}`,
+      );
+    }
+    if (parseMinicloudMetadata(current)?.configHash === wanted) return { result: 'unchanged', dom };
+    const state = await LibvirtHypervisor.stateOf(c, dom);
+    if (state !== 'shutoff' && state !== null) return { result: 'differs-while-active', dom };
+    return { result: 'redefined', dom: await c.domainDefineXML(xml) };
   }
 
   async start(name: string): Promise<void> {
-    await this.startIfNeeded(name);
-  }
-
-  /** true when this call started (or resumed) the domain. */
-  private async startIfNeeded(name: string): Promise<boolean> {
-    return this.call(`start ${name}`, async (c) => {
+    await this.call(`start ${name}`, async (c) => {
       const d = await LibvirtHypervisor.lookup(c, name);
       if (!d) throw new HypervisorError('DomainNotFound', `start ${name}: domain not defined`);
-      const state = await LibvirtHypervisor.stateOf(c, d);
-      if (state === 'running') return false;
-      if (state === 'paused') {
-        await c.domainResume(d);
-        return true;
-      }
-      if (state === 'crashed') await LibvirtHypervisor.destroyQuietly(c, d);
-      try {
-        await c.domainCreate(d);
-        return true;
-      } catch (e) {
-        if (isDomainAlreadyRunningError(e)) return false;
-        throw e;
-      }
+      await LibvirtHypervisor.startDomain(c, d);
     });
+  }
+
+  /** Start (or resume) a domain unless it runs; true when this call started it. */
+  private static async startDomain(c: LibvirtConnection, d: LibvirtDomain): Promise<boolean> {
+    const state = await LibvirtHypervisor.stateOf(c, d);
+    if (state === 'running') return false;
+    if (state === 'paused') {
+      await c.domainResume(d);
+      return true;
+    }
+    if (state === 'crashed') await LibvirtHypervisor.destroyQuietly(c, d);
+    return LibvirtHypervisor.create(c, d);
+  }
+
+  /** virDomainCreate; false when the domain runs already (started by someone else meanwhile). */
+  private static async create(c: LibvirtConnection, d: LibvirtDomain): Promise<boolean> {
+    try {
+      await c.domainCreate(d);
+      return true;
+    } catch (e) {
+      if (isDomainAlreadyRunningError(e)) return false;
+      throw e;
+    }
   }
 
   private static async destroyQuietly(c: LibvirtConnection, d: LibvirtDomain): Promise<void> {

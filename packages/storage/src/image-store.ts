@@ -4,8 +4,9 @@ import { link, mkdir, open, readdir, realpath, rename, rm, stat, unlink } from '
 import { isAbsolute, join, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { fsyncPath, run as hostRun, type CommandRunner, pathExists } from '@minicloud/host';
+import { run as hostRun, type CommandRunner, pathExists } from '@minicloud/host';
 import { StorageError } from './errors.js';
+import { renderQcow2Image } from './qcow2.js';
 import {
   assertSafeImage,
   inspectImage,
@@ -434,13 +435,14 @@ export interface EnsureOverlayRequest {
   /**
    * The backing image's virtual size when the caller already knows it from an image this store
    * imported and validated (image files never change afterwards): skips re-inspecting the base,
-   * which keeps a launch to one qemu-img run.
+   * which keeps a launch free of qemu-img runs.
    */
   validatedBaseVirtualSize?: number;
 }
 
 /**
- * A qcow2 copy-on-write overlay on a base image (an instance's root disk). Created under a temp
+ * A qcow2 copy-on-write overlay on a base image (an instance's root disk), written in-process
+ * (renderQcow2Image: the bytes qemu-img create writes). Created under a temp
  * name and hard-linked into place, so a crash never leaves a half-written file at `path` and a
  * concurrent call never replaces a disk already in use. Idempotent: an existing overlay on the
  * same backing file is fine ('exists'); one on another backing file is an OverlayMismatch.
@@ -497,19 +499,15 @@ export async function ensureOverlay(
     );
   }
 
+  // The file qemu-img create would write, written here: no process per launch.
+  const bytes = renderQcow2Image({
+    virtualSize: req.sizeBytes ?? base.virtualSize,
+    backingFile: req.backingPath,
+    backingFormat: req.backingFormat,
+  });
   const tmp = `${req.path}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
   try {
-    try {
-      const args = qemuImgCreateOverlayArgs(tmp, req.backingPath, req.backingFormat, req.sizeBytes);
-      await run('qemu-img', args, { timeoutMs: 60_000 });
-    } catch (e) {
-      throw new StorageError(
-        'StorageCommandFailed',
-        `creating overlay ${req.path} failed: ${(e as Error).message}`,
-        e,
-      );
-    }
-    await fsyncPath(tmp);
+    await writeDurably(tmp, bytes);
     try {
       await link(tmp, req.path); // fails with EEXIST instead of replacing a concurrent winner
     } catch (e) {
@@ -519,6 +517,17 @@ export async function ensureOverlay(
     return { created: true, virtualSize: req.sizeBytes ?? base.virtualSize };
   } finally {
     await unlink(tmp).catch(() => undefined);
+  }
+}
+
+/** Create `path` (it must not exist) with `bytes`, flushed to disk before it is closed. */
+async function writeDurably(path: string, bytes: Buffer): Promise<void> {
+  const fh = await open(path, 'wx', 0o644);
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
