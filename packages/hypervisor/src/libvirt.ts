@@ -174,11 +174,16 @@ const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve,
  * libvirtd went away. Every method is idempotent; "not found"/"not running" races between a
  * lookup and an action are treated as the outcome the caller wanted.
  */
+/** How long closing a connection waits for the calls still running on it. */
+const CLOSE_WAIT_MS = 30_000;
+
 export class LibvirtHypervisor implements Hypervisor {
   readonly uri: string;
   private readonly run: CommandRunner;
   private conn: LibvirtConnection | null = null;
   private opening: Promise<LibvirtConnection> | null = null;
+  /** Calls running on each connection, so that closing it waits for them. */
+  private readonly inFlight = new Map<LibvirtConnection, number>();
   private readonly disks: DiskOps;
 
   constructor(options: LibvirtHypervisorOptions) {
@@ -235,7 +240,31 @@ export class LibvirtHypervisor implements Hypervisor {
   private drop(c: LibvirtConnection): void {
     if (this.conn !== c) return;
     this.conn = null;
-    c.connectClose().catch(() => undefined);
+    void this.closeWhenIdle(c);
+  }
+
+  /**
+   * Close a connection once no call runs on it any more: closing it under a call still inside
+   * the native binding frees what that call uses (seen: "malloc(): unaligned tcache chunk"
+   * aborts). A call stuck past CLOSE_WAIT_MS leaves the connection open rather than crash.
+   */
+  private async closeWhenIdle(c: LibvirtConnection): Promise<void> {
+    const deadline = Date.now() + CLOSE_WAIT_MS;
+    while ((this.inFlight.get(c) ?? 0) > 0) {
+      if (Date.now() > deadline) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    this.inFlight.delete(c);
+    await c.connectClose().catch(() => undefined);
+  }
+
+  private async tracked<T>(c: LibvirtConnection, fn: (c: LibvirtConnection) => Promise<T>) {
+    this.inFlight.set(c, (this.inFlight.get(c) ?? 0) + 1);
+    try {
+      return await fn(c);
+    } finally {
+      this.inFlight.set(c, (this.inFlight.get(c) ?? 1) - 1);
+    }
   }
 
   /**
@@ -245,14 +274,14 @@ export class LibvirtHypervisor implements Hypervisor {
   private async call<T>(what: string, fn: (c: LibvirtConnection) => Promise<T>): Promise<T> {
     const c = await this.connection();
     try {
-      return await fn(c);
+      return await this.tracked(c, fn);
     } catch (e) {
       if (!isConnectionError(e)) throw toHypervisorError(e, what);
       this.drop(c);
     }
     const c2 = await this.connection();
     try {
-      return await fn(c2);
+      return await this.tracked(c2, fn);
     } catch (e) {
       if (isConnectionError(e)) this.drop(c2);
       throw toHypervisorError(e, what);
@@ -602,7 +631,7 @@ export class LibvirtHypervisor implements Hypervisor {
   async close(): Promise<void> {
     const c = this.conn;
     this.conn = null;
-    if (c) await c.connectClose().catch(() => undefined);
+    if (c) await this.closeWhenIdle(c);
   }
 
   private virshError(e: unknown, what: string): HypervisorError {
