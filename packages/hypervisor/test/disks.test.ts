@@ -1,7 +1,7 @@
+import { goldenFiles } from '@minicloud/testkit/golden';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { HostCommandError, type CommandRunner } from '@minicloud/host';
 import {
   blkdeviotuneArgs,
@@ -23,13 +23,7 @@ import {
 import { sampleSpec } from './fixtures.js';
 import { codeOf as codeOfType } from '@minicloud/testkit/expect-errors';
 
-const here = dirname(fileURLToPath(import.meta.url));
-
-function golden(name: string, actual: string): void {
-  const file = join(here, 'golden', name);
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, actual);
-  expect(actual).toBe(readFileSync(file, 'utf8'));
-}
+const golden = goldenFiles(import.meta.url);
 
 const codeOf = (fn: () => unknown) => codeOfType(fn, HypervisorError);
 

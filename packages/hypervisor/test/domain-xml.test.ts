@@ -1,6 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { goldenFiles } from '@minicloud/testkit/golden';
 import {
   buildDomainXml,
   domainConfigHash,
@@ -12,14 +10,7 @@ import {
 } from '../src/index.js';
 import { sampleSpec } from './fixtures.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-
-/** Compare with test/golden/NAME; UPDATE_GOLDEN=1 rewrites the file instead. */
-function golden(name: string, actual: string): void {
-  const file = join(here, 'golden', name);
-  if (process.env.UPDATE_GOLDEN === '1') writeFileSync(file, actual);
-  expect(actual).toBe(readFileSync(file, 'utf8'));
-}
+const golden = goldenFiles(import.meta.url);
 
 describe('buildDomainXml', () => {
   it('renders a TCG (qemu) domain', () => {

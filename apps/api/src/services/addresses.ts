@@ -7,6 +7,7 @@ import {
   writeTags,
   type TagInput,
   type Tx,
+  presentTagged,
 } from '@minicloud/db';
 import type { ElasticIp, PublicIpv4Pool } from '@prisma/client';
 import type { ServiceContext } from './context.js';
@@ -156,11 +157,7 @@ export class AddressService {
       where: allocationIds ? { id: { in: allocationIds } } : {},
       orderBy: { createdAt: 'asc' },
     });
-    const tags = await readTags(
-      this.ctx.db,
-      rows.map((r) => r.id),
-    );
-    return rows.map((r) => presentAddress(r, tags.get(r.id)));
+    return presentTagged(this.ctx.db, rows, presentAddress);
   }
 
   async get(allocationId: string) {

@@ -7,6 +7,7 @@ import {
   writeTags,
   type TagInput,
   type Tx,
+  presentTagged,
 } from '@minicloud/db';
 import type { InternetGateway, Subnet, Vpc } from '@prisma/client';
 import type { ServiceContext } from './context.js';
@@ -147,11 +148,7 @@ export class NetworkService {
       include: { gateway: true },
       orderBy: { createdAt: 'asc' },
     });
-    const tags = await readTags(
-      this.ctx.db,
-      rows.map((r) => r.id),
-    );
-    return rows.map((r) => presentVpc(r, tags.get(r.id)));
+    return presentTagged(this.ctx.db, rows, presentVpc);
   }
 
   async getVpc(vpcId: string) {
@@ -337,11 +334,7 @@ export class NetworkService {
       where: ids ? { id: { in: ids } } : {},
       orderBy: { createdAt: 'asc' },
     });
-    const tags = await readTags(
-      this.ctx.db,
-      rows.map((r) => r.id),
-    );
-    return rows.map((r) => presentGateway(r, tags.get(r.id)));
+    return presentTagged(this.ctx.db, rows, presentGateway);
   }
 
   async getGateway(id: string) {

@@ -1,3 +1,4 @@
+import { findInstanceWithImage, transitionInstance } from '@minicloud/db';
 import type { Job } from '@minicloud/queue';
 import type { WorkerDeps } from '../context.js';
 import { bringUp, markVolumesAttached } from '../instance-host.js';
@@ -16,20 +17,14 @@ export async function launchInstance(
   job: Job,
 ): Promise<void> {
   await deps.locks.run(instanceId, async () => {
-    const instance = await deps.db.instance.findUnique({
-      where: { id: instanceId },
-      include: { image: true },
-    });
+    const instance = await findInstanceWithImage(deps.db, instanceId);
     if (!instance || instance.state !== 'pending') return;
     const revert = new Revert();
     try {
       await bringUp(deps, instance, revert, true);
-      const { count } = await deps.db.instance.updateMany({
-        where: { id: instanceId, state: 'pending', actionSeq: instance.actionSeq },
-        data: { state: 'running', stateReason: null },
-      });
+      const guard = { instanceId, from: 'pending', actionSeq: instance.actionSeq };
       // If a terminate arrived meanwhile, its job cleans up what was made here.
-      if (count === 1) {
+      if (await transitionInstance(deps.db, guard, { state: 'running', stateReason: null })) {
         await markVolumesAttached(deps, instanceId);
         deps.log(`launched ${instanceId}`);
       }

@@ -1,3 +1,4 @@
+import { findInstanceWithImage, transitionInstance } from '@minicloud/db';
 import type { WorkerDeps } from '../context.js';
 import { bringUp, markVolumesAttached } from '../instance-host.js';
 import { Revert } from '../revert.js';
@@ -5,18 +6,13 @@ import { Revert } from '../revert.js';
 /** instance.start: a stopped instance (now pending) gets its port and domain running again. */
 export async function startInstance(deps: WorkerDeps, instanceId: string): Promise<void> {
   await deps.locks.run(instanceId, async () => {
-    const instance = await deps.db.instance.findUnique({
-      where: { id: instanceId },
-      include: { image: true },
-    });
+    const instance = await findInstanceWithImage(deps.db, instanceId);
     if (!instance || instance.state !== 'pending') return;
     const revert = new Revert();
     try {
       await bringUp(deps, instance, revert, false);
-      await deps.db.instance.updateMany({
-        where: { id: instanceId, state: 'pending', actionSeq: instance.actionSeq },
-        data: { state: 'running', stateReason: null },
-      });
+      const guard = { instanceId, from: 'pending', actionSeq: instance.actionSeq };
+      await transitionInstance(deps.db, guard, { state: 'running', stateReason: null });
       await markVolumesAttached(deps, instanceId);
       revert.success();
     } catch (error) {

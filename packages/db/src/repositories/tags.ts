@@ -55,3 +55,16 @@ export async function readTags(
 export async function deleteTags(db: DbClient, resourceId: string): Promise<void> {
   await db.tag.deleteMany({ where: { resourceId } });
 }
+
+/** Present rows with their tags, read in one query for all of them. */
+export async function presentTagged<R extends { id: string }, V>(
+  db: DbClient,
+  rows: R[],
+  present: (row: R, tags: TagView[] | undefined) => V,
+): Promise<V[]> {
+  const tags = await readTags(
+    db,
+    rows.map((r) => r.id),
+  );
+  return rows.map((r) => present(r, tags.get(r.id)));
+}
