@@ -1,10 +1,6 @@
-import { spawn } from 'node:child_process';
-import { spawnInThread } from './spawner.js';
+import { execFile, spawn } from 'node:child_process';
 
-/**
- * The one place where minicloud runs host commands: argv arrays, never a shell, always a timeout,
- * started off the main thread (see spawner.ts).
- */
+/** The one place where minicloud runs host commands: argv arrays, never a shell, always a timeout. */
 
 export interface RunOptions {
   /** Kill the command after this many milliseconds (default 30 s). */
@@ -49,23 +45,32 @@ const SAFE_COMMAND = /^[A-Za-z0-9_./-]+$/;
 export const run: CommandRunner = (command, args, options = {}) => {
   if (!SAFE_COMMAND.test(command))
     throw new Error(`refusing to run command ${JSON.stringify(command)}`);
-  const request = {
-    command,
-    args: [...args],
-    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-    ...(options.input !== undefined ? { input: options.input } : {}),
-    env: { ...(options.env ?? process.env) },
-    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
-  };
-  return spawnInThread(request).then(({ stdout, stderr, failed, code, killed }) => {
-    if (!failed) return { stdout, stderr, exitCode: 0 };
-    const exitCode = typeof code === 'number' ? code : null;
-    if (exitCode !== null && options.okExitCodes?.includes(exitCode)) {
-      return { stdout, stderr, exitCode };
-    }
-    const timedOut = killed && exitCode === null;
-    const detail = typeof code === 'string' ? `${code} ${stderr}` : stderr;
-    throw new HostCommandError(command, args, exitCode, detail, timedOut);
+  const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      command,
+      [...args],
+      {
+        timeout,
+        killSignal: 'SIGKILL',
+        maxBuffer: 64 * 1024 * 1024,
+        env: options.env ?? process.env,
+        cwd: options.cwd,
+        encoding: 'utf8',
+      },
+      (error, stdout, stderr) => {
+        if (!error) return resolve({ stdout, stderr, exitCode: 0 });
+        const err = error as NodeJS.ErrnoException & { code?: unknown; killed?: boolean };
+        const exitCode = typeof err.code === 'number' ? err.code : null;
+        if (exitCode !== null && options.okExitCodes?.includes(exitCode)) {
+          return resolve({ stdout, stderr, exitCode });
+        }
+        const timedOut = err.killed === true && exitCode === null;
+        const detail = typeof err.code === 'string' ? `${err.code} ${stderr}` : stderr;
+        reject(new HostCommandError(command, args, exitCode, detail, timedOut));
+      },
+    );
+    if (options.input !== undefined) child.stdin?.end(options.input);
   });
 };
 
