@@ -33,11 +33,17 @@ export interface ParsedIp {
 export function parseIp(text: string): ParsedIp | null {
   if (typeof text !== 'string') return null;
   let s = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
-  if (isIpv4(s)) return { family: 4, value: BigInt(ipToInt(s)) };
+  const v4 = ipv4Value(s);
+  if (v4 !== null) return { family: 4, value: v4 };
   const zone = s.indexOf('%');
   if (zone >= 0) s = s.slice(0, zone);
   const v6 = parseIpv6(s);
   return v6 === null ? null : { family: 6, value: v6 };
+}
+
+// A helper, so the type guard isIpv4 does not narrow the caller's string to never.
+function ipv4Value(s: string): bigint | null {
+  return isIpv4(s) ? BigInt(ipToInt(s)) : null;
 }
 
 function parseIpv6(s: string): bigint | null {
