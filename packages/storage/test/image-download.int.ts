@@ -1,0 +1,253 @@
+/**
+ * Image import by URL cannot reach the host or its networks (SSRF), cannot hang, cannot fill the
+ * disk: a real HTTP server on 127.0.0.1 plays both the image server and the forbidden target.
+ */
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { jest } from '@jest/globals';
+import { parseOutboundAllowList } from '@minicloud/domain';
+import { run } from '@minicloud/host';
+import { ImageStore, type DownloadPolicy, type ImageStoreOptions } from '../src/index.js';
+
+jest.setTimeout(60_000);
+
+const ID = 'ami-0000000000000000a';
+const MiB = 1024 * 1024;
+const RAW = Buffer.alloc(2 * MiB, 7); // a raw image: qemu-img accepts any bytes as raw
+
+let dir: string;
+let server: Server;
+let port: number;
+let base: string;
+/** Every path the server was asked for, in order. */
+let requests: string[] = [];
+const stalled: ServerResponse[] = [];
+
+function handle(req: IncomingMessage, res: ServerResponse) {
+  const url = new URL(req.url ?? '/', 'http://x');
+  requests.push(url.pathname);
+  const to = url.searchParams.get('to');
+  switch (url.pathname) {
+    case '/image.raw':
+      res.writeHead(200, { 'content-length': String(RAW.length) }).end(RAW);
+      return;
+    case '/secret':
+      res.writeHead(200, { 'content-length': '6' }).end('secret');
+      return;
+    case '/redirect':
+      res.writeHead(302, { location: to ?? '/image.raw' }).end();
+      return;
+    case '/loop':
+      res.writeHead(302, { location: '/loop' }).end();
+      return;
+    case '/stall':
+      // Headers and a first piece, then nothing: a server that hangs mid-body.
+      res.writeHead(200, { 'content-length': String(RAW.length) });
+      res.write(RAW.subarray(0, 64 * 1024));
+      stalled.push(res);
+      return;
+    case '/big':
+      res.writeHead(200, { 'content-length': String(8 * MiB) }).end(Buffer.alloc(8 * MiB));
+      return;
+    case '/big-chunked':
+      res.writeHead(200).end(Buffer.alloc(8 * MiB));
+      return;
+    default:
+      res.writeHead(404).end();
+  }
+}
+
+beforeAll(async () => {
+  dir = await mkdtemp('/tmp/minicloud-test-download-');
+  server = createServer(handle);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+  base = `http://127.0.0.1:${port}`;
+});
+
+afterAll(async () => {
+  for (const res of stalled) res.destroy();
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server?.close(() => resolve()));
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+let n = 0;
+async function storeWith(download: DownloadPolicy, more: Partial<ImageStoreOptions> = {}) {
+  const imagesDir = join(dir, `images-${++n}`);
+  await mkdir(imagesDir);
+  requests = [];
+  return { store: new ImageStore({ imagesDir, ...more, download }), imagesDir };
+}
+
+const allow = (text: string) => parseOutboundAllowList(text).allow;
+/** A resolver that answers every name with `address` (DNS rebinding, a hostile zone). */
+const resolveTo = (address: string) => async () => [
+  { address, family: address.includes(':') ? 6 : 4 },
+];
+
+async function expectNothingStored(imagesDir: string) {
+  expect(await readdir(imagesDir)).toEqual([]);
+}
+
+describe('image import by URL: addresses', () => {
+  it('refuses a loopback URL by default, before any connection, storing nothing', async () => {
+    const { store, imagesDir } = await storeWith({});
+    for (const source of [
+      `${base}/secret`,
+      `http://[::1]:${port}/secret`,
+      `http://[::ffff:127.0.0.1]:${port}/secret`,
+      `http://2130706433:${port}/secret`,
+      `http://localhost:${port}/secret`,
+    ]) {
+      await expect(store.importImage({ imageId: ID, source })).rejects.toMatchObject({
+        code: 'ImageSourceForbidden',
+        message: expect.stringMatching(/loopback/),
+      });
+    }
+    expect(requests).toEqual([]);
+    await expectNothingStored(imagesDir);
+  });
+
+  it('imports the same URL once the allow setting covers 127.0.0.1', async () => {
+    const { store } = await storeWith({ allow: allow('127.0.0.1') });
+    const img = await store.importImage({ imageId: ID, source: `${base}/image.raw` });
+    expect(img).toMatchObject({ format: 'raw', sizeBytes: RAW.length });
+    expect(requests).toEqual(['/image.raw']);
+  });
+
+  it('refuses a redirect from an allowed server to a forbidden address', async () => {
+    // images.lan is allowed by name (and resolves to the test server); 127.0.0.1 itself is not.
+    const { store, imagesDir } = await storeWith({
+      allow: allow('images.lan'),
+      resolve: resolveTo('127.0.0.1'),
+    });
+    const lan = `http://images.lan:${port}`;
+    for (const to of [
+      `${base}/secret`,
+      `http://localhost:${port}/secret`,
+      `http://169.254.169.254/latest/meta-data/`,
+      `ftp://example.com/x`,
+      `http://user:pw@images.lan:${port}/secret`,
+    ]) {
+      await expect(
+        store.importImage({
+          imageId: ID,
+          source: `${lan}/redirect?to=${encodeURIComponent(to)}`,
+        }),
+      ).rejects.toMatchObject({
+        code: 'ImageSourceForbidden',
+        message: expect.stringContaining('redirect to'),
+      });
+    }
+    expect(requests.every((p) => p === '/redirect')).toBe(true);
+    await expectNothingStored(imagesDir);
+    // A redirect that stays on the allowed host is followed.
+    const ok = await store.importImage({ imageId: ID, source: `${lan}/redirect` });
+    expect(ok.sizeBytes).toBe(RAW.length);
+  });
+
+  it('limits the number of redirects', async () => {
+    const { store, imagesDir } = await storeWith({ allow: allow('127.0.0.1'), maxRedirects: 3 });
+    await expect(store.importImage({ imageId: ID, source: `${base}/loop` })).rejects.toMatchObject({
+      code: 'ImageDownloadFailed',
+      message: expect.stringContaining('more than 3 redirects'),
+    });
+    expect(requests).toEqual(['/loop', '/loop', '/loop', '/loop']);
+    await expectNothingStored(imagesDir);
+  });
+
+  it('refuses a name that resolves to a forbidden address (checked at connect time)', async () => {
+    for (const address of ['127.0.0.1', '::ffff:127.0.0.1', '10.1.2.3', '169.254.169.254']) {
+      const { store, imagesDir } = await storeWith({ resolve: resolveTo(address) });
+      await expect(
+        store.importImage({ imageId: ID, source: `http://rebind.example:${port}/secret` }),
+      ).rejects.toMatchObject({
+        code: 'ImageSourceForbidden',
+        message: expect.stringContaining(`rebind.example resolves to ${address}`),
+      });
+      await expectNothingStored(imagesDir);
+    }
+    expect(requests).toEqual([]);
+  });
+
+  it("refuses the host's own addresses, and a name resolving to one, unless allowed", async () => {
+    // Pretend 127.0.0.1 is public: the own-address rule must still refuse it.
+    const own = () => ['127.0.0.1'];
+    const { store } = await storeWith({ ownAddresses: own, resolve: resolveTo('127.0.0.1') });
+    await expect(
+      store.importImage({ imageId: ID, source: `${base}/secret` }),
+    ).rejects.toMatchObject({ code: 'ImageSourceForbidden' });
+    expect(requests).toEqual([]);
+  });
+
+  it('refuses credentials in the URL and non-http schemes', async () => {
+    const { store } = await storeWith({ allow: allow('127.0.0.1') });
+    await expect(
+      store.importImage({ imageId: ID, source: `http://u:p@127.0.0.1:${port}/image.raw` }),
+    ).rejects.toMatchObject({
+      code: 'ImageSourceForbidden',
+      message: expect.stringMatching(/credentials/),
+    });
+    expect(requests).toEqual([]);
+  });
+});
+
+describe('image import by URL: time and size', () => {
+  it('ends a download that stalls mid-body within the idle timeout, with a clear reason', async () => {
+    const { store, imagesDir } = await storeWith({ allow: allow('127.0.0.1'), idleTimeoutMs: 500 });
+    const t = performance.now();
+    await expect(store.importImage({ imageId: ID, source: `${base}/stall` })).rejects.toMatchObject(
+      { code: 'ImageDownloadFailed', message: expect.stringContaining('no data for 0.5 s') },
+    );
+    // Loose bound (a loaded machine): without the idle timeout this never returns.
+    expect(performance.now() - t).toBeLessThan(15_000);
+    await expectNothingStored(imagesDir);
+  });
+
+  it('refuses a body larger than the cap: up front by Content-Length, and while streaming', async () => {
+    const { store, imagesDir } = await storeWith(
+      { allow: allow('127.0.0.1') },
+      { maxImageBytes: 4 * MiB },
+    );
+    for (const path of ['/big', '/big-chunked']) {
+      await expect(
+        store.importImage({ imageId: ID, source: `${base}${path}` }),
+      ).rejects.toMatchObject({
+        code: 'ImageTooLarge',
+        message: expect.stringMatching(/limit of 4194304 bytes/),
+      });
+    }
+    await expectNothingStored(imagesDir);
+  });
+
+  it('refuses an image larger than the free space of the images directory', async () => {
+    const mnt = join(dir, 'minicloud-test-tmpfs');
+    await mkdir(mnt);
+    await run('mount', ['-t', 'tmpfs', '-o', 'size=6m', 'minicloud-test', mnt]);
+    try {
+      const store = new ImageStore({
+        imagesDir: mnt,
+        keepFreeBytes: MiB,
+        download: { allow: allow('127.0.0.1') },
+      });
+      requests = [];
+      for (const path of ['/big', '/big-chunked']) {
+        await expect(
+          store.importImage({ imageId: ID, source: `${base}${path}` }),
+        ).rejects.toMatchObject({
+          code: 'InsufficientImageCapacity',
+          message: expect.stringContaining('bytes free (keeping 1048576 in reserve)'),
+        });
+      }
+      expect(await readdir(mnt)).toEqual([]);
+      // What fits is fine.
+      const ok = await store.importImage({ imageId: ID, source: `${base}/image.raw` });
+      expect(ok.sizeBytes).toBe(RAW.length);
+    } finally {
+      await run('umount', [mnt]);
+    }
+  });
+});
