@@ -70,6 +70,13 @@ async function main() {
   const images = new ImageStore({
     imagesDir: config.paths.images,
     allowLocalSourcesUnder: config.imageImportDirs,
+    maxImageBytes: config.imageImport.maxBytes,
+    download: {
+      allow: config.imageImport.allow,
+      connectTimeoutMs: config.imageImport.connectTimeoutMs,
+      idleTimeoutMs: config.imageImport.idleTimeoutMs,
+      totalTimeoutMs: config.imageImport.totalTimeoutMs,
+    },
   });
   const rootVolumes = new FileVolumeDriver({
     volumesDir: config.paths.volumes,
@@ -122,6 +129,7 @@ async function main() {
       terminatedRetentionMs: config.terminatedRetentionMs,
       instancesDir: config.paths.instances,
       imageImportDirs: config.imageImportDirs,
+      imageImportAllow: config.imageImport.allow,
       maxVolumeGiB: config.maxVolumeGiB,
     },
   };
