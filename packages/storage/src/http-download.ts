@@ -33,6 +33,8 @@ export interface DownloadPolicy {
   maxRedirects?: number;
   /** Addresses of this host (default: every address on its interfaces, read at each check). */
   ownAddresses?: () => readonly string[];
+  /** Trusted CAs (PEM) instead of the system's, e.g. a LAN image server's own CA. */
+  ca?: string | Buffer;
   /** Name resolution (tests resolve names to chosen addresses); default the system resolver. */
   resolve?: (hostname: string) => Promise<{ address: string; family: number }[]>;
 }
@@ -152,6 +154,7 @@ async function getOnce(
             socket: raw,
             servername: parseIp(host) ? undefined : host,
             ALPNProtocols: ['http/1.1'],
+            ...(policy.ca ? { ca: policy.ca } : {}),
           })
         : raw;
     socket = sock;

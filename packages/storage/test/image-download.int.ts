@@ -2,8 +2,9 @@
  * Image import by URL cannot reach the host or its networks (SSRF), cannot hang, cannot fill the
  * disk: a real HTTP server on 127.0.0.1 plays both the image server and the forbidden target.
  */
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
@@ -21,6 +22,10 @@ let dir: string;
 let server: Server;
 let port: number;
 let base: string;
+let tlsServer: Server;
+let tlsPort: number;
+/** PEM of the self-signed certificate of images.lan (and 127.0.0.1). */
+let cert: Buffer;
 /** Every path the server was asked for, in order. */
 let requests: string[] = [];
 const stalled: ServerResponse[] = [];
@@ -65,12 +70,36 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
   base = `http://127.0.0.1:${port}`;
+
+  await run('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=images.lan',
+    '-addext',
+    'subjectAltName=DNS:images.lan,IP:127.0.0.1',
+    '-keyout',
+    join(dir, 'key.pem'),
+    '-out',
+    join(dir, 'cert.pem'),
+  ]);
+  cert = await readFile(join(dir, 'cert.pem'));
+  tlsServer = createTlsServer({ key: await readFile(join(dir, 'key.pem')), cert }, handle);
+  await new Promise<void>((resolve) => tlsServer.listen(0, '127.0.0.1', resolve));
+  tlsPort = (tlsServer.address() as AddressInfo).port;
 });
 
 afterAll(async () => {
   for (const res of stalled) res.destroy();
   server.closeAllConnections();
+  tlsServer?.closeAllConnections();
   await new Promise<void>((resolve) => server?.close(() => resolve()));
+  await new Promise<void>((resolve) => (tlsServer ? tlsServer.close(() => resolve()) : resolve()));
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
@@ -192,6 +221,45 @@ describe('image import by URL: addresses', () => {
       message: expect.stringMatching(/credentials/),
     });
     expect(requests).toEqual([]);
+  });
+});
+
+describe('image import by URL: https', () => {
+  const lan = () => `https://images.lan:${tlsPort}`;
+  const policy = { allow: allow('images.lan'), resolve: resolveTo('127.0.0.1') };
+
+  it('downloads over TLS, verifying the certificate for the name', async () => {
+    const { store } = await storeWith({ ...policy, ca: cert });
+    const img = await store.importImage({ imageId: ID, source: `${lan()}/image.raw` });
+    expect(img.sizeBytes).toBe(RAW.length);
+    const { store: untrusting, imagesDir } = await storeWith(policy);
+    await expect(
+      untrusting.importImage({ imageId: ID, source: `${lan()}/image.raw` }),
+    ).rejects.toMatchObject({
+      code: 'ImageDownloadFailed',
+      message: expect.stringMatching(/self[- ]signed/),
+    });
+    await expectNothingStored(imagesDir);
+  });
+
+  it('refuses a redirect from https to http, and a forbidden address over https', async () => {
+    const { store, imagesDir } = await storeWith({ ...policy, ca: cert });
+    const to = encodeURIComponent(`http://images.lan:${port}/image.raw`);
+    await expect(
+      store.importImage({ imageId: ID, source: `${lan()}/redirect?to=${to}` }),
+    ).rejects.toMatchObject({
+      code: 'ImageSourceForbidden',
+      message: expect.stringContaining('redirects from https to http'),
+    });
+    const { store: strict } = await storeWith({ resolve: resolveTo('127.0.0.1'), ca: cert });
+    await expect(
+      strict.importImage({ imageId: ID, source: `${lan()}/image.raw` }),
+    ).rejects.toMatchObject({
+      code: 'ImageSourceForbidden',
+      message: expect.stringContaining('images.lan resolves to 127.0.0.1'),
+    });
+    expect(requests).toEqual([]);
+    await expectNothingStored(imagesDir);
   });
 });
 
