@@ -147,6 +147,13 @@ async function main() {
     log(
       `virtualisation: ${virt.virtType === 'kvm' ? 'kvm' : virt.virtType === 'qemu' ? 'TCG (qemu)' : virt.virtType} (${virt.reason})`,
     );
+    const allowed = [
+      ...config.imageImport.allow.hosts,
+      ...config.imageImport.allow.blocks.map((b) => b.text),
+    ];
+    log(
+      `image import by URL: public addresses${allowed.length ? ` and ${allowed.join(', ')} (MINICLOUD_IMAGE_IMPORT_ALLOW)` : ' only'}, up to ${config.imageImport.maxBytes / 1024 ** 3} GiB`,
+    );
     const worker = await startWorker(workerDeps, {
       connection: connectionFromUrl(config.redisUrl),
       prefix: `minicloud-${config.prefix}`,
