@@ -2,6 +2,7 @@
  * Image import by URL cannot reach the host or its networks (SSRF), cannot hang, cannot fill the
  * disk: a real HTTP server on 127.0.0.1 plays both the image server and the forbidden target.
  */
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTlsServer } from 'node:https';
@@ -210,6 +211,43 @@ describe('image import by URL: addresses', () => {
       store.importImage({ imageId: ID, source: `${base}/secret` }),
     ).rejects.toMatchObject({ code: 'ImageSourceForbidden' });
     expect(requests).toEqual([]);
+  });
+
+  it('checks the address actually connected to, not only the URL and the DNS answer', async () => {
+    // A "public" address that is this host's own: on a bridge of ours, for this test only.
+    const link = `mcssrf${randomBytes(3).toString('hex')}`;
+    const address = '192.0.3.77';
+    await run('ip', ['link', 'add', link, 'type', 'bridge']);
+    const local = createServer(handle);
+    try {
+      await run('ip', ['addr', 'add', `${address}/32`, 'dev', link]);
+      await run('ip', ['link', 'set', link, 'up']);
+      await new Promise<void>((resolve) => local.listen(0, address, resolve));
+      const localPort = (local.address() as AddressInfo).port;
+      // The host's addresses change between the URL check and the connection (a time-of-check
+      // gap): only the check on the connected socket can catch it.
+      let calls = 0;
+      const { store, imagesDir } = await storeWith({
+        ownAddresses: () => (calls++ === 0 ? [] : [address]),
+      });
+      await expect(
+        store.importImage({ imageId: ID, source: `http://${address}:${localPort}/secret` }),
+      ).rejects.toMatchObject({
+        code: 'ImageSourceForbidden',
+        message: expect.stringContaining(
+          `connected to ${address}: ${address} is an address of this host`,
+        ),
+      });
+      expect(calls).toBe(2);
+      expect(requests).toEqual([]);
+      await expectNothingStored(imagesDir);
+    } finally {
+      local.closeAllConnections();
+      await new Promise<void>((resolve) =>
+        local.listening ? local.close(() => resolve()) : resolve(),
+      );
+      await run('ip', ['link', 'del', link]);
+    }
   });
 
   it('refuses credentials in the URL and non-http schemes', async () => {
