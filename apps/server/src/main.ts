@@ -70,6 +70,13 @@ async function main() {
   const images = new ImageStore({
     imagesDir: config.paths.images,
     allowLocalSourcesUnder: config.imageImportDirs,
+    maxImageBytes: config.imageImport.maxBytes,
+    download: {
+      allow: config.imageImport.allow,
+      connectTimeoutMs: config.imageImport.connectTimeoutMs,
+      idleTimeoutMs: config.imageImport.idleTimeoutMs,
+      totalTimeoutMs: config.imageImport.totalTimeoutMs,
+    },
   });
   const rootVolumes = new FileVolumeDriver({
     volumesDir: config.paths.volumes,
@@ -122,6 +129,7 @@ async function main() {
       terminatedRetentionMs: config.terminatedRetentionMs,
       instancesDir: config.paths.instances,
       imageImportDirs: config.imageImportDirs,
+      imageImportAllow: config.imageImport.allow,
       maxVolumeGiB: config.maxVolumeGiB,
     },
   };
@@ -138,6 +146,13 @@ async function main() {
   if (role === 'all' || role === 'worker') {
     log(
       `virtualisation: ${virt.virtType === 'kvm' ? 'kvm' : virt.virtType === 'qemu' ? 'TCG (qemu)' : virt.virtType} (${virt.reason})`,
+    );
+    const allowed = [
+      ...config.imageImport.allow.hosts,
+      ...config.imageImport.allow.blocks.map((b) => b.text),
+    ];
+    log(
+      `image import by URL: public addresses${allowed.length ? ` and ${allowed.join(', ')} (MINICLOUD_IMAGE_IMPORT_ALLOW)` : ' only'}, up to ${config.imageImport.maxBytes / 1024 ** 3} GiB`,
     );
     const worker = await startWorker(workerDeps, {
       connection: connectionFromUrl(config.redisUrl),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { dirname, join } from 'node:path';
+import { parseOutboundAllowList, type OutboundAllowList } from '@minicloud/domain';
 
 /**
  * The one settings schema. Apps read the environment once through `loadConfig`, which reports
@@ -51,6 +52,23 @@ const schema = z.object({
   MINICLOUD_IMAGE_IMPORT_DIRS: z
     .string()
     .default('/srv/images,/var/lib/minicloud/import,/var/cache/minicloud'),
+  MINICLOUD_IMAGE_IMPORT_ALLOW: z
+    .string()
+    .default('')
+    .superRefine((text, ctx) => {
+      for (const problem of parseOutboundAllowList(text).problems) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      }
+    }),
+  MINICLOUD_IMAGE_MAX_GIB: z.coerce.number().int().min(1).max(65536).default(64),
+  MINICLOUD_IMAGE_IMPORT_CONNECT_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(300)
+    .default(10),
+  MINICLOUD_IMAGE_IMPORT_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  MINICLOUD_IMAGE_IMPORT_TIMEOUT_MINUTES: z.coerce.number().int().min(1).max(10080).default(240),
   MINICLOUD_MAX_VOLUME_GIB: z.coerce.number().int().min(1).default(16384),
   MINICLOUD_VOLUME_GROUP: z
     .string()
@@ -93,6 +111,14 @@ export interface Config {
   thinPool: string;
   /** Local directories images may be registered from (the API refuses other local paths). */
   imageImportDirs: string[];
+  /** Image import by URL: what it may reach beyond public addresses, how big, how long. */
+  imageImport: {
+    allow: OutboundAllowList;
+    maxBytes: number;
+    connectTimeoutMs: number;
+    idleTimeoutMs: number;
+    totalTimeoutMs: number;
+  };
   paths: {
     images: string;
     instances: string;
@@ -148,6 +174,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       ...e.MINICLOUD_IMAGE_IMPORT_DIRS.split(',').filter(Boolean),
       ...(e.MINICLOUD_DEFAULT_IMAGE ? [dirname(e.MINICLOUD_DEFAULT_IMAGE)] : []),
     ].map((d) => d.replace(/\/+$/, '') || '/'),
+    imageImport: {
+      allow: parseOutboundAllowList(e.MINICLOUD_IMAGE_IMPORT_ALLOW).allow,
+      maxBytes: e.MINICLOUD_IMAGE_MAX_GIB * 1024 ** 3,
+      connectTimeoutMs: e.MINICLOUD_IMAGE_IMPORT_CONNECT_TIMEOUT_SECONDS * 1000,
+      idleTimeoutMs: e.MINICLOUD_IMAGE_IMPORT_IDLE_TIMEOUT_SECONDS * 1000,
+      totalTimeoutMs: e.MINICLOUD_IMAGE_IMPORT_TIMEOUT_MINUTES * 60_000,
+    },
     paths: {
       images: join(dataDir, 'images'),
       instances: join(dataDir, 'instances'),

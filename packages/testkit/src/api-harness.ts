@@ -10,6 +10,7 @@ import { createApiApp } from '@minicloud/app-api';
 import { NetworkService } from '@minicloud/app-api/networks';
 import { MinicloudClient } from '@minicloud/client';
 import { removePath } from '@minicloud/host';
+import { parseOutboundAllowList } from '@minicloud/domain';
 import { REPO_ROOT } from './paths.js';
 
 export const REDIS_URL = process.env.MINICLOUD_REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -32,7 +33,13 @@ export async function freshDatabase(dir: string): Promise<Db> {
  * The API alone against a real SQLite file and the real Redis (no worker): for validation,
  * idempotency and allocation tests.
  */
-export async function startApiOnly(options: { networkCidr?: string } = {}) {
+export async function startApiOnly(
+  options: {
+    networkCidr?: string;
+    /** MINICLOUD_IMAGE_IMPORT_ALLOW (default: none, as in production). */
+    imageImportAllow?: string;
+  } = {},
+) {
   const dir = await mkdtemp(join(tmpdir(), 'minicloud-test-api-'));
   const db = await freshDatabase(dir);
   const prefix = testPrefix('ma');
@@ -52,6 +59,7 @@ export async function startApiOnly(options: { networkCidr?: string } = {}) {
       terminatedRetentionMs: 3600_000,
       instancesDir: join(dir, 'instances'),
       imageImportDirs: ['/srv/images'],
+      imageImportAllow: parseOutboundAllowList(options.imageImportAllow ?? '').allow,
       maxVolumeGiB: 1024,
     },
   };
