@@ -65,7 +65,17 @@ async function main() {
   });
   const virt = detectVirtType({ override: config.virtType });
   const uplink = await uplinkOf(config);
-  const hypervisor = new LibvirtHypervisor({ uri: config.libvirtUri });
+  const hypervisor = new LibvirtHypervisor({
+    uri: config.libvirtUri,
+    callTimeoutMs: config.libvirtTimeoutMs,
+    maxConcurrentCalls: config.libvirtMaxCalls,
+    log,
+  });
+  const threadPool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  if (config.libvirtMaxCalls >= threadPool)
+    log(
+      `warning: MINICLOUD_LIBVIRT_MAX_CALLS=${config.libvirtMaxCalls} >= UV_THREADPOOL_SIZE=${threadPool}: a wedged libvirtd can stall file I/O`,
+    );
   const network = new LinuxNetworkDriver();
   const images = new ImageStore({
     imagesDir: config.paths.images,
@@ -144,6 +154,7 @@ async function main() {
       prefix: `minicloud-${config.prefix}`,
       concurrency: config.workerConcurrency,
       reconcileIntervalMs: config.reconcileIntervalMs,
+      reconcileTimeoutMs: config.reconcileTimeoutMs,
     });
     closers.push(() => worker.close());
     if (config.defaultImage)
