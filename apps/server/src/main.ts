@@ -15,6 +15,7 @@ import { NetworkService } from '@minicloud/app-api/networks';
 import { AddressService } from '@minicloud/app-api/addresses';
 import { removeAllNetworks, startWorker, tearDown, type WorkerDeps } from '@minicloud/app-worker';
 import { ensureAdminKey } from './admin-key.js';
+import { isRole, ROLES } from './roles.js';
 
 /**
  * The minicloud daemon: API and worker in one process by default.
@@ -39,8 +40,7 @@ async function main() {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
   const roleArg = argv.indexOf('--role');
   const role = roleArg >= 0 ? argv[roleArg + 1] : 'all';
-  if (!['all', 'api', 'worker'].includes(role ?? ''))
-    throw new Error('--role must be all, api or worker');
+  if (!isRole(role)) throw new Error(`--role must be ${ROLES.join(', ')}`);
 
   const config = loadConfig(process.env);
   for (const dir of [

@@ -69,6 +69,9 @@ const schema = z.object({
     .default(16 * 1024),
 });
 
+/** Every setting's name (MINICLOUD_*): for checks of example files and documentation. */
+export const SETTING_NAMES: readonly string[] = Object.keys(schema.shape);
+
 export interface Config {
   listenHost: string;
   listenPort: number;
