@@ -15,6 +15,7 @@ import { NetworkService } from '@minicloud/app-api/networks';
 import { AddressService } from '@minicloud/app-api/addresses';
 import { removeAllNetworks, startWorker, tearDown, type WorkerDeps } from '@minicloud/app-worker';
 import { ensureAdminKey } from './admin-key.js';
+import { isRole, ROLES } from './roles.js';
 
 /**
  * The minicloud daemon: API and worker in one process by default.
@@ -39,8 +40,7 @@ async function main() {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
   const roleArg = argv.indexOf('--role');
   const role = roleArg >= 0 ? argv[roleArg + 1] : 'all';
-  if (!['all', 'api', 'worker'].includes(role ?? ''))
-    throw new Error('--role must be all, api or worker');
+  if (!isRole(role)) throw new Error(`--role must be ${ROLES.join(', ')}`);
 
   const config = loadConfig(process.env);
   for (const dir of [
@@ -65,7 +65,17 @@ async function main() {
   });
   const virt = detectVirtType({ override: config.virtType });
   const uplink = await uplinkOf(config);
-  const hypervisor = new LibvirtHypervisor({ uri: config.libvirtUri });
+  const hypervisor = new LibvirtHypervisor({
+    uri: config.libvirtUri,
+    callTimeoutMs: config.libvirtTimeoutMs,
+    maxConcurrentCalls: config.libvirtMaxCalls,
+    log,
+  });
+  const threadPool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  if (config.libvirtMaxCalls >= threadPool)
+    log(
+      `warning: MINICLOUD_LIBVIRT_MAX_CALLS=${config.libvirtMaxCalls} >= UV_THREADPOOL_SIZE=${threadPool}: a wedged libvirtd can stall file I/O`,
+    );
   const network = new LinuxNetworkDriver();
   const images = new ImageStore({
     imagesDir: config.paths.images,
@@ -159,6 +169,7 @@ async function main() {
       prefix: `minicloud-${config.prefix}`,
       concurrency: config.workerConcurrency,
       reconcileIntervalMs: config.reconcileIntervalMs,
+      reconcileTimeoutMs: config.reconcileTimeoutMs,
     });
     closers.push(() => worker.close());
     if (config.defaultImage)

@@ -9,6 +9,7 @@ import { stopInstance } from './jobs/instance-stop.job.js';
 import { terminateInstance } from './jobs/instance-terminate.job.js';
 import { applyNetwork } from './jobs/network-apply.job.js';
 import { reconcile } from './reconciler.js';
+import { startReconcileLoop } from './reconcile-loop.js';
 import {
   attachVolume,
   createSnapshot,
@@ -21,6 +22,8 @@ import {
 
 export type { WorkerDeps, WorkerSettings } from './context.js';
 export { reconcile } from './reconciler.js';
+export { startReconcileLoop, ReconcileDeadlineError } from './reconcile-loop.js';
+export type { ReconcileLoop, ReconcileLoopOptions, ReconcilePass } from './reconcile-loop.js';
 export { tearDown, instanceLayout } from './instance-host.js';
 export { convergeNetwork } from './network/converge.js';
 export type { ConvergeReport } from './network/converge-report.js';
@@ -50,31 +53,30 @@ export function jobHandlers(deps: WorkerDeps): JobHandlers {
 /** Start the job workers and the periodic reconciler (which also runs once right away). */
 export async function startWorker(
   deps: WorkerDeps,
-  options: Omit<WorkerOptions, 'onFailed'> & { reconcileIntervalMs: number },
+  options: Omit<WorkerOptions, 'onFailed'> & {
+    reconcileIntervalMs: number;
+    /** A reconcile pass running longer is abandoned and the next one runs (default 5 min). */
+    reconcileTimeoutMs?: number;
+  },
 ) {
-  const runReconcile = async () => {
-    try {
-      const r = await reconcile(deps);
+  const { reconcileIntervalMs, reconcileTimeoutMs = 300_000, ...workerOptions } = options;
+  const reconciler = startReconcileLoop(
+    async (signal) => {
+      const r = await reconcile(deps, { signal });
       const changes = Object.entries(r).filter(([, v]) => (Array.isArray(v) ? v.length : v));
       if (changes.length) deps.log(`reconciler: ${JSON.stringify(Object.fromEntries(changes))}`);
-    } catch (e) {
-      deps.log(`reconciler failed: ${(e as Error).message}`);
-    }
-  };
-  await runReconcile();
+    },
+    { intervalMs: reconcileIntervalMs, timeoutMs: reconcileTimeoutMs, log: deps.log },
+  );
+  await reconciler.runNow();
   const workers = startWorkers(jobHandlers(deps), {
-    ...options,
+    ...workerOptions,
     onFailed: (job, error) => deps.log(`job ${job?.name} ${job?.id} failed: ${error.message}`),
   });
-  let running: Promise<void> | null = null;
-  const timer = setInterval(() => {
-    running ??= runReconcile().finally(() => (running = null));
-  }, options.reconcileIntervalMs);
   return {
     async close() {
-      clearInterval(timer);
+      await reconciler.close();
       await Promise.all(workers.map((w) => w.close()));
-      await running;
     },
   };
 }

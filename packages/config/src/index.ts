@@ -47,6 +47,9 @@ const schema = z.object({
   MINICLOUD_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(16),
   MINICLOUD_STOP_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   MINICLOUD_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86400).default(30),
+  MINICLOUD_RECONCILE_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(86400).default(300),
+  MINICLOUD_LIBVIRT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  MINICLOUD_LIBVIRT_MAX_CALLS: z.coerce.number().int().min(1).max(64).default(2),
   MINICLOUD_TERMINATED_RETENTION_MINUTES: z.coerce.number().int().min(0).default(60),
   MINICLOUD_DEFAULT_IMAGE: z.string().startsWith('/').optional(),
   MINICLOUD_IMAGE_IMPORT_DIRS: z
@@ -84,6 +87,9 @@ const schema = z.object({
     .default(16 * 1024),
 });
 
+/** Every setting's name (MINICLOUD_*): for checks of example files and documentation. */
+export const SETTING_NAMES: readonly string[] = Object.keys(schema.shape);
+
 export interface Config {
   listenHost: string;
   listenPort: number;
@@ -102,6 +108,12 @@ export interface Config {
   workerConcurrency: number;
   stopTimeoutMs: number;
   reconcileIntervalMs: number;
+  /** A reconcile pass running longer is abandoned; the next one runs on schedule. */
+  reconcileTimeoutMs: number;
+  /** Deadline of one libvirt operation (virsh runs get twice this). */
+  libvirtTimeoutMs: number;
+  /** Native libvirt calls in flight at most (each holds a thread of libuv's pool). */
+  libvirtMaxCalls: number;
   terminatedRetentionMs: number;
   defaultImage: string | undefined;
   maxUserDataBytes: number;
@@ -164,6 +176,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workerConcurrency: e.MINICLOUD_WORKER_CONCURRENCY,
     stopTimeoutMs: e.MINICLOUD_STOP_TIMEOUT_SECONDS * 1000,
     reconcileIntervalMs: e.MINICLOUD_RECONCILE_INTERVAL_SECONDS * 1000,
+    reconcileTimeoutMs: e.MINICLOUD_RECONCILE_TIMEOUT_SECONDS * 1000,
+    libvirtTimeoutMs: e.MINICLOUD_LIBVIRT_TIMEOUT_SECONDS * 1000,
+    libvirtMaxCalls: e.MINICLOUD_LIBVIRT_MAX_CALLS,
     terminatedRetentionMs: e.MINICLOUD_TERMINATED_RETENTION_MINUTES * 60_000,
     defaultImage: e.MINICLOUD_DEFAULT_IMAGE,
     maxUserDataBytes: e.MINICLOUD_MAX_USER_DATA_BYTES,

@@ -10,6 +10,25 @@ describe('settings', () => {
     expect(c.paths.adminKeyFile).toBe('/var/lib/minicloud/admin-key');
     expect(c.prefix).toBe('mc');
     expect(c.virtType).toBe('auto');
+    expect(c.libvirtTimeoutMs).toBe(30_000);
+    expect(c.libvirtMaxCalls).toBe(2);
+    expect(c.reconcileTimeoutMs).toBe(300_000);
+  });
+
+  it('reads the libvirt and reconcile deadlines, and refuses nonsense', () => {
+    const c = loadConfig({
+      MINICLOUD_LIBVIRT_TIMEOUT_SECONDS: '45',
+      MINICLOUD_LIBVIRT_MAX_CALLS: '6',
+      MINICLOUD_RECONCILE_TIMEOUT_SECONDS: '600',
+    });
+    expect([c.libvirtTimeoutMs, c.libvirtMaxCalls, c.reconcileTimeoutMs]).toEqual([
+      45_000, 6, 600_000,
+    ]);
+    expect(() =>
+      loadConfig({ MINICLOUD_LIBVIRT_TIMEOUT_SECONDS: '0', MINICLOUD_LIBVIRT_MAX_CALLS: 'x' }),
+    ).toThrow(
+      /MINICLOUD_LIBVIRT_TIMEOUT_SECONDS[\s\S]*MINICLOUD_LIBVIRT_MAX_CALLS|MINICLOUD_LIBVIRT_MAX_CALLS[\s\S]*MINICLOUD_LIBVIRT_TIMEOUT_SECONDS/,
+    );
   });
 
   it('reads overrides and ignores unrelated variables', () => {
