@@ -132,3 +132,40 @@ describe('acknowledged writes under failing transactions (real SQLite)', () => {
     expect(stored).toHaveLength(rounds);
   });
 });
+
+describe('a database that stays busy (real SQLite)', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startApiOnly({ lockWaitMs: 300 });
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('answers 503 ServiceUnavailable past the bounded wait, keeps reads working, then recovers', async () => {
+    let started!: () => void;
+    let finish!: () => void;
+    const inside = new Promise<void>((r) => (started = r));
+    const gate = new Promise<void>((r) => (finish = r));
+    // Another writer holds the database's write lock (a long transaction).
+    const holder = h.db.$transaction(
+      async (tx) => {
+        await tx.tag.create({ data: { resourceId: 'holder', key: 'k', value: 'v' } });
+        started();
+        await gate;
+      },
+      { timeout: 60_000 },
+    );
+    await inside;
+    const refused = await h.client.request('POST', '/v1/key-pairs', { keyName: 'busy' });
+    const read = await h.client.request('GET', '/v1/key-pairs');
+    finish();
+    await holder;
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe('ServiceUnavailable');
+    expect(read.status).toBe(200);
+    expect(await h.db.keyPair.count({ where: { name: 'busy' } })).toBe(0);
+    const retried = await h.client.request('POST', '/v1/key-pairs', { keyName: 'busy' });
+    expect(retried.status).toBe(201);
+  });
+});

@@ -23,10 +23,10 @@ export function testPrefix(lead = 'mt'): string {
     .slice(0, 5 - lead.length)}`;
 }
 
-export async function freshDatabase(dir: string): Promise<Db> {
+export async function freshDatabase(dir: string, options?: { lockWaitMs?: number }): Promise<Db> {
   const url = `file:${join(dir, 'minicloud.db')}`;
   await applyMigrations(url, MIGRATIONS);
-  return openDatabase(url);
+  return openDatabase(url, options);
 }
 
 /**
@@ -48,13 +48,13 @@ export function yieldingBeforeQueries(db: Db): Db {
 /**
  * The API alone against a real SQLite file and the real Redis (no worker): for validation,
  * idempotency and allocation tests. `yieldBeforeQueries` widens every race window (see
- * yieldingBeforeQueries).
+ * yieldingBeforeQueries); `lockWaitMs` bounds the wait for the database's write lock.
  */
 export async function startApiOnly(
-  options: { networkCidr?: string; yieldBeforeQueries?: boolean } = {},
+  options: { networkCidr?: string; yieldBeforeQueries?: boolean; lockWaitMs?: number } = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'minicloud-test-api-'));
-  const store = await freshDatabase(dir);
+  const store = await freshDatabase(dir, { lockWaitMs: options.lockWaitMs });
   const db = options.yieldBeforeQueries ? yieldingBeforeQueries(store) : store;
   const prefix = testPrefix('ma');
   const queue = new JobQueue({
