@@ -124,16 +124,20 @@ class SerializedTransaction implements Transaction {
   // Prisma sends COMMIT and ROLLBACK itself (through executeRaw), then calls commit()/rollback().
   readonly options = { usePhantomQuery: false };
 
+  private closed = false;
+
   constructor(
     private readonly connection: SqlDriverAdapter,
-    private readonly release: () => void,
+    private readonly releaseLock: () => void,
   ) {}
 
-  queryRaw(query: SqlQuery) {
+  async queryRaw(query: SqlQuery) {
+    this.assertOpen();
     return this.connection.queryRaw(query);
   }
 
   async executeRaw(query: SqlQuery) {
+    this.assertOpen();
     try {
       return await this.connection.executeRaw(query);
     } catch (e) {
@@ -155,6 +159,21 @@ class SerializedTransaction implements Transaction {
   rollback() {
     this.release();
     return Promise.resolve();
+  }
+
+  private release() {
+    this.closed = true;
+    this.releaseLock();
+  }
+
+  // Once the lock is let go, the writer belongs to someone else: a late statement must not run.
+  private assertOpen() {
+    if (this.closed) {
+      throw new DriverAdapterError({
+        kind: 'TransactionAlreadyClosed',
+        cause: 'the transaction was committed or rolled back',
+      });
+    }
   }
 }
 

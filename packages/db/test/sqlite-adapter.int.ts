@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { applyMigrations, isDatabaseBusy, openDatabase, type Db } from '../src/index.js';
+import { SerializedSqliteAdapterFactory } from '../src/sqlite-adapter.js';
 
 const MIGRATIONS = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
 const COUNTER = fileURLToPath(new URL('./fixtures/increment-counter.ts', import.meta.url));
@@ -92,6 +93,39 @@ describe('SQLite state store under concurrency (real SQLite files)', () => {
     expect(isDatabaseBusy(transaction)).toBe(true);
     await db.keyPair.create(key('plain'));
     expect((await db.keyPair.findMany()).map((k) => k.name).sort()).toEqual(['holder', 'plain']);
+  });
+
+  it('a transaction past its timeout is rolled back and lets go of the lock', async () => {
+    const db = await open({ lockWaitMs: 5_000 });
+    const slow = await db
+      .$transaction(
+        async (t) => {
+          await t.keyPair.create(key('slow'));
+          await sleep(600);
+          await t.keyPair.create(key('late'));
+        },
+        { timeout: 200 },
+      )
+      .catch((e: unknown) => e);
+    expect(slow).toBeInstanceOf(Error);
+    await db.keyPair.create(key('after'));
+    expect((await db.keyPair.findMany()).map((k) => k.name)).toEqual(['after']);
+  });
+
+  it('a closed transaction runs no further statement on the shared writer', async () => {
+    const adapter = await new SerializedSqliteAdapterFactory({ url, lockWaitMs: 1_000 }).connect();
+    try {
+      const tx = await adapter.startTransaction();
+      await tx.executeRaw({ sql: 'COMMIT', args: [], argTypes: [] });
+      await tx.commit();
+      await expect(tx.queryRaw({ sql: 'SELECT 1', args: [], argTypes: [] })).rejects.toThrow();
+      // The lock is free again.
+      const next = await adapter.startTransaction();
+      await next.executeRaw({ sql: 'ROLLBACK', args: [], argTypes: [] });
+      await next.rollback();
+    } finally {
+      await adapter.dispose();
+    }
   });
 
   it('read-then-write transactions from several processes on one file all commit', async () => {
