@@ -2,6 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CloudError, errors } from '@minicloud/domain';
+import { isDatabaseBusy } from '@minicloud/db';
 
 /** Parse a request part with a zod schema; failures become InvalidParameterValue (400). */
 export function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -29,11 +30,27 @@ export function bearerAuth(adminKey: string) {
   };
 }
 
-/** The one place errors become HTTP: CloudError keeps its status; bad JSON is 400; the rest 500. */
+/**
+ * The one place errors become HTTP: CloudError keeps its status; bad JSON is 400; a database
+ * that stayed busy past the bounded wait is 503 (nothing was changed; retry); the rest 500.
+ */
 export function errorMiddleware(log: (msg: string, err: unknown) => void) {
   return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
     if (err instanceof CloudError) {
       res.status(err.status).json({ error: { code: err.code, message: err.message } });
+      return;
+    }
+    if (isDatabaseBusy(err)) {
+      log('database busy', err);
+      res
+        .status(503)
+        .set('retry-after', '1')
+        .json({
+          error: {
+            code: 'ServiceUnavailable',
+            message: 'The database is busy; retry the request (with the same clientToken, if any).',
+          },
+        });
       return;
     }
     const e = err as { type?: string; status?: number; message?: string };

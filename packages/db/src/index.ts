@@ -1,26 +1,48 @@
 import { PrismaClient, Prisma } from '@prisma/client';
-import { PrismaBetterSQLite3 } from '@prisma/adapter-better-sqlite3';
+import { SerializedSqliteAdapterFactory } from './sqlite-adapter.js';
 
 export { Prisma, PrismaClient };
 export type Db = PrismaClient;
 export type Tx = Prisma.TransactionClient;
 
+/** How long a request may wait for the database (its write lock) before it is refused (503). */
+export const DEFAULT_LOCK_WAIT_MS = 10_000;
+
 /**
- * Open the state store. SQLite (file: URL) runs in WAL mode with a busy timeout so concurrent
- * writers wait instead of failing.
+ * Open the state store. SQLite (file: URL) runs in WAL mode; writes and transactions are
+ * serialized in the process and start with BEGIN IMMEDIATE, plain reads use their own connection
+ * (see sqlite-adapter.ts). A wait for the database longer than `lockWaitMs` fails with an error
+ * `isDatabaseBusy` recognizes.
  */
-export async function openDatabase(url: string): Promise<PrismaClient> {
+export async function openDatabase(
+  url: string,
+  options: { lockWaitMs?: number } = {},
+): Promise<PrismaClient> {
   if (!url.startsWith('file:')) {
     throw new Error(
       `unsupported database URL ${JSON.stringify(url.split(':')[0])}: this build supports SQLite (file:) URLs`,
     );
   }
-  const adapter = new PrismaBetterSQLite3({ url, timeout: 10_000 });
-  const prisma = new PrismaClient({ adapter });
-  await prisma.$queryRawUnsafe('PRAGMA journal_mode = WAL');
-  await prisma.$queryRawUnsafe('PRAGMA busy_timeout = 10000');
-  await prisma.$queryRawUnsafe('PRAGMA synchronous = NORMAL');
-  return prisma;
+  const lockWaitMs = options.lockWaitMs ?? DEFAULT_LOCK_WAIT_MS;
+  const adapter = new SerializedSqliteAdapterFactory({ url, lockWaitMs });
+  // The adapter bounds the wait itself; Prisma's maxWait (2 s by default) must not cut it short.
+  // A transaction open longer than `timeout` is rolled back, so it cannot hold the lock for good.
+  return new PrismaClient({
+    adapter,
+    transactionOptions: { maxWait: lockWaitMs + 1_000, timeout: Math.max(lockWaitMs, 5_000) },
+  });
+}
+
+/**
+ * True when the database could not be reached in time: the write lock stayed held past the
+ * bounded wait (P1008), a transaction could not start or outlived its timeout (P2028), or a
+ * write conflict / deadlock (P2034). The request may succeed when retried: an API answers 503.
+ */
+export function isDatabaseBusy(error: unknown): boolean {
+  return (
+    error instanceof Prisma.PrismaClientKnownRequestError &&
+    ['P1008', 'P2028', 'P2034'].includes(error.code)
+  );
 }
 
 /** True for a unique-constraint violation (Prisma P2002), optionally on a given field. */

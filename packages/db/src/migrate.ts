@@ -4,8 +4,8 @@ import Database from 'better-sqlite3';
 
 /**
  * Apply the SQL migrations under `dir` (written with `prisma migrate diff`) that this SQLite
- * database has not seen, each in its own transaction. Runs at start-up, in milliseconds, without
- * the Prisma CLI. Returns the names applied.
+ * database has not seen, each in its own transaction, also when several processes start at once.
+ * Runs at start-up, in milliseconds, without the Prisma CLI. Returns the names applied.
  */
 export async function applyMigrations(url: string, dir: string): Promise<string[]> {
   const file = url.replace(/^file:/, '');
@@ -28,13 +28,20 @@ export async function applyMigrations(url: string, dir: string): Promise<string[
     for (const name of names) {
       if (done.has(name)) continue;
       const sql = await readFile(join(dir, name, 'migration.sql'), 'utf8');
-      sqlite.transaction(() => {
-        sqlite.exec(sql);
-        sqlite
-          .prepare('INSERT INTO _minicloud_migrations (name, applied_at) VALUES (?, ?)')
-          .run(name, new Date().toISOString());
-      })();
-      applied.push(name);
+      // IMMEDIATE takes the write lock first; then the check: another process starting at the
+      // same time (`--role api` and `--role worker`) may have applied it meanwhile.
+      const fresh = sqlite
+        .transaction(() => {
+          if (sqlite.prepare('SELECT 1 FROM _minicloud_migrations WHERE name = ?').get(name))
+            return false;
+          sqlite.exec(sql);
+          sqlite
+            .prepare('INSERT INTO _minicloud_migrations (name, applied_at) VALUES (?, ?)')
+            .run(name, new Date().toISOString());
+          return true;
+        })
+        .immediate();
+      if (fresh) applied.push(name);
     }
     return applied;
   } finally {

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { applyMigrations, openDatabase, type Db } from '@minicloud/db';
 import { JobQueue, connectionFromUrl } from '@minicloud/queue';
 import { createApiApp } from '@minicloud/app-api';
@@ -23,25 +24,45 @@ export function testPrefix(lead = 'mt'): string {
     .slice(0, 5 - lead.length)}`;
 }
 
-export async function freshDatabase(dir: string): Promise<Db> {
+export async function freshDatabase(dir: string, options?: { lockWaitMs?: number }): Promise<Db> {
   const url = `file:${join(dir, 'minicloud.db')}`;
   await applyMigrations(url, MIGRATIONS);
-  return openDatabase(url);
+  return openDatabase(url, options);
+}
+
+/**
+ * The same client, but every query first yields to the event loop, as it would on a database
+ * reached over a socket: a transaction then stays open while other requests run, which is where
+ * isolation bugs show. Transactions opened from it yield too.
+ */
+export function yieldingBeforeQueries(db: Db): Db {
+  return db.$extends({
+    query: {
+      async $allOperations({ args, query }) {
+        await nextTurn();
+        return query(args);
+      },
+    },
+  }) as unknown as Db;
 }
 
 /**
  * The API alone against a real SQLite file and the real Redis (no worker): for validation,
- * idempotency and allocation tests.
+ * idempotency and allocation tests. `yieldBeforeQueries` widens every race window (see
+ * yieldingBeforeQueries); `lockWaitMs` bounds the wait for the database's write lock.
  */
 export async function startApiOnly(
   options: {
     networkCidr?: string;
     /** MINICLOUD_IMAGE_IMPORT_ALLOW (default: none, as in production). */
     imageImportAllow?: string;
+    yieldBeforeQueries?: boolean;
+    lockWaitMs?: number;
   } = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'minicloud-test-api-'));
-  const db = await freshDatabase(dir);
+  const store = await freshDatabase(dir, { lockWaitMs: options.lockWaitMs });
+  const db = options.yieldBeforeQueries ? yieldingBeforeQueries(store) : store;
   const prefix = testPrefix('ma');
   const queue = new JobQueue({
     connection: connectionFromUrl(REDIS_URL),
