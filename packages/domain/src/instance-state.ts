@@ -16,7 +16,8 @@ export const INSTANCE_STATES = Object.keys(INSTANCE_STATE_CODES) as InstanceStat
 export type InstanceAction = 'stop' | 'start' | 'reboot' | 'terminate';
 
 export function isInstanceState(value: string): value is InstanceState {
-  return value in INSTANCE_STATE_CODES;
+  // Own keys only: `in` would also accept 'constructor', '__proto__', 'toString', ...
+  return Object.hasOwn(INSTANCE_STATE_CODES, value);
 }
 
 export function stateOf(name: string): { code: number; name: string } {

@@ -53,13 +53,14 @@ export function instancesRouter(instances: InstanceService): Router {
 }
 
 /** `tag:KEY=v1,v2` query filters, as EC2's Filter.N.Name=tag:KEY. */
-function tagFilters(req: Request): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
+function tagFilters(req: Request): Map<string, string[]> {
+  // A Map: a tag key such as '__proto__' is data, never an object's prototype.
+  const out = new Map<string, string[]>();
   for (const [name, value] of Object.entries(req.query)) {
     if (!name.startsWith('tag:')) continue;
     if (typeof value !== 'string')
       throw errors.invalidParameter(`Filter ${name} must be given once.`);
-    out[name.slice(4)] = value.split(',').filter(Boolean);
+    out.set(name.slice(4), value.split(',').filter(Boolean));
   }
   return out;
 }

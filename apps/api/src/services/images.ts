@@ -1,7 +1,7 @@
 import { jobIds } from '@minicloud/queue';
 import { resolve } from 'node:path';
 import { CloudError, errors, newId, outboundUrlProblem } from '@minicloud/domain';
-import { countLiveInstances, findImage, listImages } from '@minicloud/db';
+import { countLiveInstances, findImage, isUniqueViolation, listImages } from '@minicloud/db';
 import type { Image } from '@prisma/client';
 import type { ServiceContext } from './context.js';
 
@@ -53,24 +53,32 @@ export class ImageService {
       const problem = outboundUrlProblem(input.source, settings.imageImportAllow);
       if (problem) throw errors.invalidParameter(`The image source cannot be fetched: ${problem}.`);
     }
+    const duplicate = (id?: string) =>
+      errors.duplicate(
+        'InvalidAMIName.Duplicate',
+        `An image named '${input.name}' already exists${id ? ` (${id})` : ''}.`,
+      );
     const clash = await db.image.findFirst({
       where: { name: input.name, state: { notIn: ['deregistered', 'failed'] } },
     });
-    if (clash)
-      throw errors.duplicate(
-        'InvalidAMIName.Duplicate',
-        `An image named '${input.name}' already exists (${clash.id}).`,
-      );
-    const image = await db.image.create({
-      data: {
-        id: newId('image'),
-        name: input.name,
-        description: input.description,
-        source: input.source,
-        state: 'pending',
-        isDefault: input.isDefault ?? false,
-      },
-    });
+    if (clash) throw duplicate(clash.id);
+    let image: Image;
+    try {
+      image = await db.image.create({
+        data: {
+          id: newId('image'),
+          name: input.name,
+          description: input.description,
+          source: input.source,
+          state: 'pending',
+          isDefault: input.isDefault ?? false,
+        },
+      });
+    } catch (e) {
+      // The partial unique index on live names: a concurrent register of this name won.
+      if (isUniqueViolation(e)) throw duplicate();
+      throw e;
+    }
     await queue.enqueue('image.import', { imageId: image.id }, jobIds.imageImport(image.id));
     return presentImage(image);
   }

@@ -4,6 +4,7 @@ import {
   findBuiltInType,
   type InstanceTypeProfile,
 } from '@minicloud/domain';
+import { isUniqueViolation } from '@minicloud/db';
 import type { InstanceType } from '@prisma/client';
 import type { ServiceContext } from './context.js';
 
@@ -47,22 +48,28 @@ export class InstanceTypeService {
   }
 
   async create(input: Omit<InstanceTypeProfile, 'builtIn'>) {
-    if (await this.find(input.instanceType)) {
-      throw errors.duplicate(
+    const duplicate = () =>
+      errors.duplicate(
         'InvalidInstanceType.Duplicate',
         `The instance type '${input.instanceType}' already exists.`,
       );
+    if (await this.find(input.instanceType)) throw duplicate();
+    try {
+      const row = await this.ctx.db.instanceType.create({
+        data: {
+          name: input.instanceType,
+          family: input.family,
+          vcpus: input.vcpus,
+          memoryMiB: input.memoryMiB,
+          instanceStorageGiB: input.instanceStorageGiB,
+          gpus: input.gpus,
+        },
+      });
+      return this.present(fromRow(row));
+    } catch (e) {
+      // A concurrent create of the same name won the race between the look-up and the insert.
+      if (isUniqueViolation(e)) throw duplicate();
+      throw e;
     }
-    const row = await this.ctx.db.instanceType.create({
-      data: {
-        name: input.instanceType,
-        family: input.family,
-        vcpus: input.vcpus,
-        memoryMiB: input.memoryMiB,
-        instanceStorageGiB: input.instanceStorageGiB,
-        gpus: input.gpus,
-      },
-    });
-    return this.present(fromRow(row));
   }
 }

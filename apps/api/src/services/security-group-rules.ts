@@ -21,23 +21,24 @@ export interface NormalizedRule {
   ruleKey: string;
 }
 
-const PROTOCOLS: Record<string, Protocol> = {
-  tcp: 'tcp',
-  '6': 'tcp',
-  udp: 'udp',
-  '17': 'udp',
-  icmp: 'icmp',
-  '1': 'icmp',
-  '-1': '-1',
-  all: '-1',
-};
+// A Map, not an object literal: a caller's 'constructor' or '__proto__' is just an unknown name.
+const PROTOCOLS: ReadonlyMap<string, Protocol> = new Map([
+  ['tcp', 'tcp'],
+  ['6', 'tcp'],
+  ['udp', 'udp'],
+  ['17', 'udp'],
+  ['icmp', 'icmp'],
+  ['1', 'icmp'],
+  ['-1', '-1'],
+  ['all', '-1'],
+]);
 
 function inRange(v: number | undefined, lo: number, hi: number): boolean {
   return v === undefined || (Number.isInteger(v) && v >= lo && v <= hi);
 }
 
 export function normalizeRule(input: SecurityGroupRuleInputType): NormalizedRule {
-  const ipProtocol = PROTOCOLS[input.ipProtocol.toLowerCase()];
+  const ipProtocol = PROTOCOLS.get(input.ipProtocol.toLowerCase());
   if (!ipProtocol) {
     throw errors.invalidParameter(
       `Invalid value '${input.ipProtocol}' for ipProtocol: use tcp, udp, icmp or -1 (all).`,

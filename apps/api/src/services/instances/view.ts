@@ -171,7 +171,7 @@ export async function getInstance(ctx: ServiceContext, instanceId: string): Prom
 export interface InstanceFilters {
   state?: string;
   instanceIds?: string[];
-  tags?: Record<string, string[]>;
+  tags?: ReadonlyMap<string, string[]>;
   vpcId?: string;
   subnetId?: string;
   maxResults?: number;
@@ -207,7 +207,7 @@ export async function describeInstances(
     where.push('i.subnetId = ?');
     params.push(filters.subnetId);
   }
-  for (const [key, values] of Object.entries(filters.tags ?? {})) {
+  for (const [key, values] of filters.tags ?? []) {
     where.push(
       'EXISTS (SELECT 1 FROM Tag f WHERE f.resourceId = i.id AND f.key = ?' +
         (values.length ? ' AND f.value IN (SELECT value FROM json_each(?))' : '') +

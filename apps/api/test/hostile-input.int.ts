@@ -1,0 +1,153 @@
+/**
+ * Hostile input that used to answer 500 or do the wrong thing (issue 11): prototype keys as
+ * values and filter names, and unique-key races. Real SQLite and Redis, no worker.
+ */
+import { newId } from '@minicloud/domain';
+import { ImageService } from '@minicloud/app-api/images';
+import { InstanceTypeService } from '@minicloud/app-api/instance-types';
+import { startApiOnly } from '@minicloud/testkit/api-harness';
+
+type Harness = Awaited<ReturnType<typeof startApiOnly>>;
+
+const PROTOTYPE_KEYS = ['constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf'];
+
+describe('hostile input against real SQLite and Redis', () => {
+  let h: Harness;
+  let groupId: string;
+  beforeAll(async () => {
+    h = await startApiOnly({ networkCidr: '10.250.9.0/27' });
+    const groups = await h.client.request('GET', '/v1/security-groups');
+    groupId = groups.body.securityGroups[0].groupId;
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it('refuses prototype keys as ipProtocol with 400, adding no rule', async () => {
+    const rules = () => h.db.securityGroupRule.count();
+    const before = await rules();
+    for (const ipProtocol of PROTOTYPE_KEYS) {
+      const r = await h.client.request('POST', `/v1/security-groups/${groupId}/ingress`, {
+        ipProtocol,
+        cidrIpv4: '192.0.2.0/24',
+      });
+      expect({ ipProtocol, status: r.status, code: r.body?.error?.code }).toEqual({
+        ipProtocol,
+        status: 400,
+        code: 'InvalidParameterValue',
+      });
+    }
+    expect(await rules()).toBe(before);
+  });
+
+  it('refuses prototype keys as instance states', async () => {
+    for (const state of PROTOTYPE_KEYS) {
+      const r = await h.client.request('GET', `/v1/instances?state=${state}`);
+      expect({ state, status: r.status, code: r.body?.error?.code }).toEqual({
+        state,
+        status: 400,
+        code: 'InvalidParameterValue',
+      });
+    }
+  });
+
+  it('treats a tag filter named __proto__ or constructor as a tag key', async () => {
+    const imageId = newId('image');
+    await h.db.image.create({
+      data: {
+        id: imageId,
+        name: 'tagged',
+        state: 'available',
+        source: '/dev/null',
+        format: 'qcow2',
+        path: '/nonexistent/x.qcow2',
+      },
+    });
+    // zod drops a __proto__ key of a record (it would be the result's prototype): never stored.
+    const dropped = await h.client.request('POST', '/v1/instances', {
+      imageId,
+      instanceType: 't3.micro',
+      tags: JSON.parse('{"__proto__": "yes"}'),
+    });
+    expect(dropped.status).toBe(202);
+    expect(await h.db.tag.count({ where: { key: '__proto__' } })).toBe(0);
+    const run = await h.client.request('POST', '/v1/instances', {
+      imageId,
+      instanceType: 't3.micro',
+      tags: { constructor: 'also', toString: 'too' },
+    });
+    expect(run.status).toBe(202);
+    const id = run.body.instances[0].instanceId;
+    const all = await h.client.request('GET', '/v1/instances');
+    expect(all.body.instances).toHaveLength(2);
+    // Before: the filter became the filter object's prototype, was ignored, and matched all.
+    const proto = await h.client.request('GET', '/v1/instances?tag:__proto__=yes');
+    expect(proto.body.instances).toEqual([]);
+    for (const query of ['tag:constructor=also', 'tag:toString=too', 'tag:constructor']) {
+      const r = await h.client.request('GET', `/v1/instances?${query}`);
+      expect({
+        query,
+        ids: r.body.instances.map((i: { instanceId: string }) => i.instanceId),
+      }).toEqual({ query, ids: [id] });
+    }
+  });
+
+  it('answers concurrent creates of one instance type with one 201 and the rest Duplicate', async () => {
+    const types = new InstanceTypeService(h);
+    const input = {
+      instanceType: 'race1.large',
+      family: 'general-purpose' as const,
+      vcpus: 2,
+      memoryMiB: 1024,
+      instanceStorageGiB: 0,
+      gpus: 0,
+    };
+    const results = await Promise.allSettled(Array.from({ length: 10 }, () => types.create(input)));
+    const codes = results.map((r) =>
+      r.status === 'fulfilled'
+        ? 'created'
+        : ((r.reason as { code?: string }).code ?? String(r.reason)),
+    );
+    expect(codes.filter((c) => c === 'created')).toHaveLength(1);
+    expect(codes.filter((c) => c !== 'created')).toEqual(
+      Array(9).fill('InvalidInstanceType.Duplicate'),
+    );
+    expect(await h.db.instanceType.count({ where: { name: 'race1.large' } })).toBe(1);
+  });
+
+  it('registers one image of a name under concurrent registers; the others are Duplicate', async () => {
+    const images = new ImageService(h);
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, () =>
+        images.register({ name: 'raced-image', source: '/srv/images/raced.qcow2' }),
+      ),
+    );
+    const codes = results.map((r) =>
+      r.status === 'fulfilled'
+        ? 'created'
+        : ((r.reason as { code?: string }).code ?? String(r.reason)),
+    );
+    expect(codes.filter((c) => c === 'created')).toHaveLength(1);
+    expect(codes.filter((c) => c !== 'created')).toEqual(Array(9).fill('InvalidAMIName.Duplicate'));
+    expect(await h.db.image.count({ where: { name: 'raced-image' } })).toBe(1);
+  });
+
+  it('lets a name be used again once its image failed, never twice while live', async () => {
+    const first = newId('image');
+    await h.db.image.create({
+      data: { id: first, name: 'reused', state: 'failed', source: '/srv/images/a.qcow2' },
+    });
+    const again = await h.client.request('POST', '/v1/images', {
+      name: 'reused',
+      source: '/srv/images/b.qcow2',
+    });
+    expect(again.status).toBe(202);
+    // The database itself refuses a second live row of the name (also for writers other than
+    // the API's register).
+    await expect(
+      h.db.image.create({
+        data: { id: newId('image'), name: 'reused', state: 'available', source: '/srv/images/c' },
+      }),
+    ).rejects.toMatchObject({ code: 'P2002' });
+  });
+});
