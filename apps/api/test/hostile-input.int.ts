@@ -150,4 +150,58 @@ describe('hostile input against real SQLite and Redis', () => {
       }),
     ).rejects.toMatchObject({ code: 'P2002' });
   });
+
+  it('refuses an attach under an alias of a device in use (/dev/xvdf after /dev/sdf): 400, no job', async () => {
+    const imageId = newId('image');
+    await h.db.image.create({
+      data: {
+        id: imageId,
+        name: 'alias',
+        state: 'available',
+        source: '/dev/null',
+        format: 'qcow2',
+        path: '/x',
+      },
+    });
+    const run = await h.client.call('POST', '/v1/instances', { imageId, instanceType: 't3.micro' });
+    const instanceId = run.instances[0].instanceId;
+    await h.db.instance.update({ where: { id: instanceId }, data: { state: 'running' } });
+    const volume = async () => {
+      const v = await h.client.call('POST', '/v1/volumes', { size: 1 });
+      await h.db.volume.update({ where: { id: v.volumeId }, data: { state: 'available' } });
+      return v.volumeId as string;
+    };
+    const [first, second, third] = [await volume(), await volume(), await volume()];
+    const attach = (volumeId: string, device: string) =>
+      h.client.request('POST', `/v1/volumes/${volumeId}/attach`, { instanceId, device });
+
+    expect((await attach(first, '/dev/sdf')).status).toBe(202);
+    const jobs = await h.queue.countJobs();
+    for (const [volumeId, device] of [
+      [second, '/dev/xvdf'],
+      [second, '/dev/sdf'],
+    ] as const) {
+      const r = await attach(volumeId, device);
+      expect({ device, status: r.status, code: r.body.error?.code }).toEqual({
+        device,
+        status: 400,
+        code: 'InvalidParameterValue',
+      });
+      expect(r.body.error.message).toMatch(/already in use/);
+    }
+    expect(await h.queue.countJobs()).toBe(jobs);
+    const row = await h.db.volume.findUniqueOrThrow({ where: { id: second } });
+    expect([row.state, row.instanceId, row.target]).toEqual(['available', null, null]);
+
+    // Concurrent attaches of two volumes under two aliases of one free device: exactly one.
+    const raced = await Promise.all([attach(second, '/dev/sdg'), attach(third, '/dev/xvdg')]);
+    expect(raced.map((r) => r.status).sort()).toEqual([202, 400]);
+    // And the database refuses a second volume on one target whoever writes it.
+    await expect(
+      h.db.volume.update({
+        where: { id: raced[0]!.status === 202 ? third : second },
+        data: { instanceId, device: '/dev/xvdg', target: 'vdg' },
+      }),
+    ).rejects.toMatchObject({ code: 'P2002' });
+  });
 });

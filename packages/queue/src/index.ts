@@ -274,6 +274,12 @@ export class JobQueue {
     await Promise.all([...this.allQueues().map((q) => q.close()), events?.close()]);
   }
 
+  /** How many jobs this installation holds, in any state (tests: "nothing was enqueued"). */
+  async countJobs(): Promise<number> {
+    const counts = await Promise.all(this.allQueues().map((q) => q.getJobCountByTypes()));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
   /** Remove every job of this installation (tests and uninstall). */
   async obliterate(): Promise<void> {
     await Promise.all(this.allQueues().map((q) => q.obliterate({ force: true })));

@@ -210,6 +210,9 @@ export class VolumeService {
         `The instance '${instanceId}' is ${instance.state}; volumes attach to running or stopped instances.`,
       );
     }
+    // By disk target, not by name: /dev/sdf and /dev/xvdf are the same disk (vdf) in the guest.
+    const holder = await this.ctx.db.volume.findFirst({ where: { instanceId, target } });
+    if (holder) throw deviceInUse(device, instanceId, holder);
     let seq: number;
     try {
       seq = await this.guardedUpdate(v, {
@@ -222,11 +225,8 @@ export class VolumeService {
         deleteOnTermination: false,
       });
     } catch (e) {
-      if (isUniqueViolation(e)) {
-        throw errors.invalidParameter(
-          `Attachment point ${device} is already in use on ${instanceId}.`,
-        );
-      }
+      // A concurrent attach to the same target (or device) won: the unique keys refuse this one.
+      if (isUniqueViolation(e)) throw deviceInUse(device, instanceId);
       throw e;
     }
     await this.ctx.queue.enqueue(
@@ -358,4 +358,13 @@ export class VolumeService {
 
 function tagList(tags: TagInput) {
   return Object.entries(tags ?? {}).map(([key, value]) => ({ key, value }));
+}
+
+/** EC2's answer: InvalidParameterValue "Attachment point /dev/sdf is already in use". */
+function deviceInUse(device: string, instanceId: string, holder?: Pick<Volume, 'id' | 'device'>) {
+  const as = holder && holder.device !== device ? ` (as ${holder.device})` : '';
+  const by = holder ? ` by ${holder.id}${as}` : '';
+  return errors.invalidParameter(
+    `Invalid value '${device}' for device. Attachment point ${device} is already in use on ${instanceId}${by}.`,
+  );
 }

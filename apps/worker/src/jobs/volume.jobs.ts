@@ -1,3 +1,4 @@
+import { volumeSerial } from '@minicloud/domain';
 import { findSnapshot, findVolume, markVolumeDeleted, markVolumeDetached } from '@minicloud/db';
 import type { Job } from '@minicloud/queue';
 import type { Volume } from '@prisma/client';
@@ -31,6 +32,20 @@ async function withVolume(
 async function instanceRunning(deps: WorkerDeps, instanceId: string): Promise<boolean> {
   const state = await deps.hypervisor.getState(instanceLayout(deps, instanceId).domain);
   return state === 'running' || state === 'paused';
+}
+
+/**
+ * Whether the domain has this volume's disk (known by its serial) at the volume's target, in its
+ * persistent config or live. Unknown (the domain cannot be read) counts as no: an undo must
+ * never remove a disk it cannot tell is its own.
+ */
+async function holdsVolume(deps: WorkerDeps, domain: string, v: Volume): Promise<boolean> {
+  const serial = volumeSerial(v.id);
+  for (const live of [false, true]) {
+    const disks = await deps.hypervisor.listDisks(domain, { live }).catch(() => []);
+    if (disks.some((d) => d.target === v.target && d.serial === serial)) return true;
+  }
+  return false;
 }
 
 export async function createVolume(deps: WorkerDeps, volumeId: string, job: Job): Promise<void> {
@@ -81,10 +96,14 @@ export async function attachVolume(deps: WorkerDeps, volumeId: string, job: Job)
       });
     } catch (error) {
       if (isLastAttempt(job, error)) {
-        // Never half attached: back to available, and the domain without the disk.
-        await deps.hypervisor
-          .detachDisk(domain, v.target!, { live: true, timeoutMs: 10_000 })
-          .catch(() => {});
+        // Never half attached: back to available, and the domain without THIS volume's disk.
+        // The target may hold another volume's disk (the attach failed because it was taken):
+        // that one is not ours to undo.
+        if (await holdsVolume(deps, domain, v)) {
+          await deps.hypervisor
+            .detachDisk(domain, v.target!, { live: true, timeoutMs: 10_000 })
+            .catch(() => {});
+        }
         await markVolumeDetached(deps.db, v.id, `attach failed: ${reasonOf(error)}`);
       }
       throw error;
