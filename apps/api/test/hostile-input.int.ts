@@ -3,8 +3,10 @@
  * values and filter names, and unique-key races. Real SQLite and Redis, no worker.
  */
 import { newId } from '@minicloud/domain';
+import type { ServiceContext } from '@minicloud/app-api';
 import { ImageService } from '@minicloud/app-api/images';
 import { InstanceTypeService } from '@minicloud/app-api/instance-types';
+import { AddressService } from '@minicloud/app-api/addresses';
 import { startApiOnly } from '@minicloud/testkit/api-harness';
 
 type Harness = Awaited<ReturnType<typeof startApiOnly>>;
@@ -22,6 +24,8 @@ describe('hostile input against real SQLite and Redis', () => {
   afterAll(async () => {
     await h?.close();
   });
+  /** The settings the running API reads (the same object): tests set the uplink's addresses. */
+  const settings = (): ServiceContext['settings'] => h.settings;
 
   it('refuses prototype keys as ipProtocol with 400, adding no rule', async () => {
     const rules = () => h.db.securityGroupRule.count();
@@ -203,5 +207,59 @@ describe('hostile input against real SQLite and Redis', () => {
         data: { instanceId, device: '/dev/xvdg', target: 'vdg' },
       }),
     ).rejects.toMatchObject({ code: 'P2002' });
+  });
+
+  it.each([
+    ['loopback', { cidr: '127.0.0.0/30' }, /loopback/],
+    ['loopback as a range', { firstIp: '126.255.255.254', lastIp: '127.0.0.1' }, /loopback/],
+    ['multicast', { cidr: '224.0.0.0/28' }, /multicast/],
+    ['link-local', { cidr: '169.254.169.248/29' }, /link-local/],
+    ['"this network"', { cidr: '0.0.0.0/30' }, /this network/],
+    [
+      'the broadcast address',
+      { firstIp: '255.255.255.250', lastIp: '255.255.255.255' },
+      /reserved/,
+    ],
+    ['class E', { cidr: '240.0.0.0/28' }, /reserved/],
+    [
+      "the uplink's own address",
+      { cidr: '203.0.113.0/29' },
+      /203\.0\.113\.5, an address of the uplink/,
+    ],
+    ["the uplink's gateway", { firstIp: '203.0.113.1', lastIp: '203.0.113.1' }, /gateway/],
+    ["the uplink subnet's broadcast", { cidr: '203.0.113.248/29' }, /broadcast address of/],
+  ])('refuses a public IPv4 pool holding %s: 400, no pool', async (_what, body, message) => {
+    settings().uplinkAddresses = [
+      { ip: '203.0.113.5', what: 'an address of the uplink up0' },
+      { ip: '203.0.113.1', what: 'a gateway of the uplink up0' },
+      { ip: '203.0.113.255', what: "the broadcast address of up0's subnet" },
+    ];
+    try {
+      const before = await h.db.publicIpv4Pool.count();
+      const r = await h.client.request('POST', '/v1/public-ipv4-pools', body);
+      expect([r.status, r.body.error?.code]).toEqual([400, 'InvalidParameterValue']);
+      expect(r.body.error.message).toMatch(message);
+      expect(await h.db.publicIpv4Pool.count()).toBe(before);
+      // The same rule for the pool from the settings (MINICLOUD_ELASTIC_IP_POOL) at start.
+      const setting = 'cidr' in body ? body.cidr : `${body.firstIp}-${body.lastIp}`;
+      await expect(new AddressService(h).ensurePool(setting)).rejects.toMatchObject({
+        code: 'InvalidParameterValue',
+      });
+      expect(await h.db.publicIpv4Pool.count()).toBe(before);
+    } finally {
+      delete settings().uplinkAddresses;
+    }
+  });
+
+  it('accepts a pool beside the uplink addresses', async () => {
+    settings().uplinkAddresses = [{ ip: '203.0.113.5', what: 'an address of the uplink up0' }];
+    try {
+      const r = await h.client.request('POST', '/v1/public-ipv4-pools', {
+        cidr: '203.0.113.16/28',
+      });
+      expect(r.status).toBe(201);
+    } finally {
+      delete settings().uplinkAddresses;
+    }
   });
 });

@@ -16,6 +16,7 @@ import { AddressService } from '@minicloud/app-api/addresses';
 import { removeAllNetworks, startWorker, tearDown, type WorkerDeps } from '@minicloud/app-worker';
 import { ensureAdminKey } from './admin-key.js';
 import { isRole, ROLES } from './roles.js';
+import { readUplinkAddresses } from './uplink.js';
 
 /**
  * The minicloud daemon: API and worker in one process by default.
@@ -141,6 +142,13 @@ async function main() {
       imageImportDirs: config.imageImportDirs,
       imageImportAllow: config.imageImport.allow,
       maxVolumeGiB: config.maxVolumeGiB,
+      // No public pool may hold the uplink's own addresses or its gateway.
+      uplinkAddresses: uplink
+        ? await readUplinkAddresses(uplink).catch((e: unknown) => {
+            log(`uplink ${uplink}: addresses not readable, pools are not checked against them`, e);
+            return [];
+          })
+        : [],
     },
   };
 

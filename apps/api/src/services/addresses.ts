@@ -13,6 +13,7 @@ import type { ElasticIp, PublicIpv4Pool } from '@prisma/client';
 import type { ServiceContext } from './context.js';
 import { requestNetworkApply } from './network-apply.js';
 import {
+  checkPoolAgainstHost,
   firstFreeInRange,
   overlapping,
   parsePoolRange,
@@ -68,6 +69,7 @@ export class AddressService {
     input: ({ cidr: string } | { firstIp: string; lastIp: string }) & { description?: string },
   ) {
     const range = parsePoolRange(input);
+    checkPoolAgainstHost(range, this.ctx.settings.uplinkAddresses ?? []);
     const { db } = this.ctx;
     const pool = await db.$transaction(async (tx) => {
       await assertPoolIsFree(tx, range);
@@ -86,6 +88,8 @@ export class AddressService {
   /** The pool from MINICLOUD_ELASTIC_IP_POOL: added once (an identical pool counts as there). */
   async ensurePool(setting: string) {
     const range = parsePoolSetting(setting);
+    // Checked also when the pool is already stored: the uplink's addresses may have changed.
+    checkPoolAgainstHost(range, this.ctx.settings.uplinkAddresses ?? []);
     const existing = await this.ctx.db.publicIpv4Pool.findFirst({
       where: { firstIp: range.first, lastIp: range.last },
     });

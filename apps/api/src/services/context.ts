@@ -1,6 +1,7 @@
 import type { OutboundAllowList } from '@minicloud/domain';
 import type { Db } from '@minicloud/db';
 import type { JobQueue } from '@minicloud/queue';
+import type { HostAddress } from './network-rules.js';
 
 export interface ServiceContext {
   db: Db;
@@ -16,5 +17,10 @@ export interface ServiceContext {
     /** What an image URL may name beyond public addresses (MINICLOUD_IMAGE_IMPORT_ALLOW). */
     imageImportAllow: OutboundAllowList;
     maxVolumeGiB: number;
+    /**
+     * The uplink's own addresses and its gateway, read from the host at start: no public pool
+     * may hold them. Absent: no uplink (or not known to this process).
+     */
+    uplinkAddresses?: HostAddress[];
   };
 }

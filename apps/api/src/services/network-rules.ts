@@ -145,7 +145,47 @@ export function parsePoolRange(input: { cidr: string } | { firstIp: string; last
   const size = ipToInt(last) - ipToInt(first) + 1;
   if (size < 1) throw errors.invalidParameter(`The range ${first}-${last} is empty.`);
   if (size > 65536) throw errors.invalidParameter('A pool holds at most 65536 addresses.');
+  const block = NEVER_PUBLIC.find((b) => overlapping({ first, last }, b));
+  if (block) {
+    throw errors.invalidParameter(
+      `The range ${first}-${last} includes ${block.what} addresses (${block.cidr}): a public pool ` +
+        `holds addresses of the uplink's network that other hosts can reach.`,
+    );
+  }
   return { first, last, size };
+}
+
+/**
+ * Blocks no public pool may touch: the host would add such an address to its uplink and announce
+ * it (gratuitous ARP), which makes no sense for these and breaks the host (loopback) or the LAN.
+ */
+const NEVER_PUBLIC = [
+  ['0.0.0.0/8', '"this network"'],
+  ['127.0.0.0/8', 'loopback'],
+  ['169.254.0.0/16', 'link-local'],
+  ['224.0.0.0/4', 'multicast'],
+  ['240.0.0.0/4', 'reserved (and broadcast)'],
+].map(([cidr, what]) => ({ ...rangeOfCidr(cidr!), cidr: cidr!, what: what! }));
+
+/** An address of the host's uplink network that a pool must leave alone, and why. */
+export interface HostAddress {
+  ip: string;
+  /** e.g. "eth0's own address", "the gateway of eth0" */
+  what: string;
+}
+
+/**
+ * Refuse a pool holding one of the host's uplink addresses: its own (the host would lose it to
+ * an Elastic IP) or its gateway's (a gratuitous ARP for it would take over the LAN's router).
+ */
+export function checkPoolAgainstHost(range: AddressRange, host: readonly HostAddress[]): void {
+  const hit = host.find((a) => overlapping(range, { first: a.ip, last: a.ip }));
+  if (hit) {
+    throw errors.invalidParameter(
+      `The range ${range.first}-${range.last} includes ${hit.ip}, ${hit.what}: a public pool ` +
+        `must leave the uplink's own addresses and its gateway alone.`,
+    );
+  }
 }
 
 /** Parse MINICLOUD_ELASTIC_IP_POOL: 'a.b.c.d/n' or 'a.b.c.d-a.b.c.e'. */
