@@ -2,7 +2,7 @@
  * Hostile input that used to answer 500 or do the wrong thing (issue 11): prototype keys as
  * values and filter names, and unique-key races. Real SQLite and Redis, no worker.
  */
-import { newId } from '@minicloud/domain';
+import { MAX_USER_DATA_BYTES, newId } from '@minicloud/domain';
 import type { ServiceContext } from '@minicloud/app-api';
 import { ImageService } from '@minicloud/app-api/images';
 import { InstanceTypeService } from '@minicloud/app-api/instance-types';
@@ -260,6 +260,37 @@ describe('hostile input against real SQLite and Redis', () => {
       expect(r.status).toBe(201);
     } finally {
       delete settings().uplinkAddresses;
+    }
+  });
+
+  it('refuses user data above the one limit the seed builder keeps, whatever the setting says', async () => {
+    const imageId = newId('image');
+    await h.db.image.create({
+      data: {
+        id: imageId,
+        name: 'userdata',
+        state: 'available',
+        source: '/dev/null',
+        format: 'qcow2',
+        path: '/x',
+      },
+    });
+    const saved = settings().maxUserDataBytes;
+    settings().maxUserDataBytes = 4 * MAX_USER_DATA_BYTES;
+    try {
+      const launch = (bytes: number) =>
+        h.client.request('POST', '/v1/instances', {
+          imageId,
+          instanceType: 't3.micro',
+          userData: Buffer.alloc(bytes, 0x41).toString('base64'),
+        });
+      const before = await h.db.instance.count();
+      const over = await launch(MAX_USER_DATA_BYTES + 1);
+      expect([over.status, over.body.error?.code]).toEqual([400, 'InvalidParameterValue']);
+      expect(await h.db.instance.count()).toBe(before);
+      expect((await launch(MAX_USER_DATA_BYTES)).status).toBe(202);
+    } finally {
+      settings().maxUserDataBytes = saved;
     }
   });
 });

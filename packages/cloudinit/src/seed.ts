@@ -2,7 +2,13 @@
  * NoCloud seed documents (meta-data, user-data, network-config). Pure: validated inputs in,
  * exact bytes out; golden tests pin them.
  */
-import { assertHostname, NetworkValidationError, normalizeMac } from '@minicloud/domain';
+// NoCloud has no limit on user data; we keep EC2's, the same number the API checks.
+import {
+  assertHostname,
+  MAX_USER_DATA_BYTES,
+  NetworkValidationError,
+  normalizeMac,
+} from '@minicloud/domain';
 
 export interface SeedInput {
   instanceId: string;
@@ -28,9 +34,6 @@ export class SeedError extends Error {
     this.name = 'SeedError';
   }
 }
-
-/** EC2 caps user data at 16 KiB (after base64 decoding); NoCloud has no limit, we keep EC2's. */
-export const MAX_USER_DATA_BYTES = 16 * 1024;
 
 const INSTANCE_ID_RE = /^i-[0-9a-f]{8,17}$/;
 const KEY_TYPES = new Set([

@@ -1,3 +1,4 @@
+import { MAX_USER_DATA_BYTES } from '@minicloud/domain';
 import { goldenFiles } from '@minicloud/testkit/golden';
 import {
   buildSeedDocuments,
@@ -60,6 +61,13 @@ describe('buildSeedDocuments', () => {
     expect(buildSeedDocuments(input()).userData.length).toBe(0);
   });
 
+  it('takes user data up to the one limit the API checks', () => {
+    const bytes = Buffer.alloc(MAX_USER_DATA_BYTES, 0x41);
+    expect(buildSeedDocuments(input({ userData: bytes })).userData.length).toBe(
+      MAX_USER_DATA_BYTES,
+    );
+  });
+
   it.each<[string, Partial<SeedInput>]>([
     ['bad instance id', { instanceId: 'i-xyz' }],
     ['hostname with a newline', { hostname: 'a\nb' }],
@@ -73,7 +81,7 @@ describe('buildSeedDocuments', () => {
     ['key whose data is another type', { publicKeys: [ED25519.replace('ssh-ed25519', 'ssh-rsa')] }],
     ['key with non-ASCII comment', { publicKeys: [`${ED25519}\u2028x`] }],
     ['key with bad base64', { publicKeys: ['ssh-ed25519 AAAA$$$$ x'] }],
-    ['user data too big', { userData: Buffer.alloc(16 * 1024 + 1) }],
+    ['user data too big', { userData: Buffer.alloc(MAX_USER_DATA_BYTES + 1) }],
   ])('rejects %s', (_w, patch) => {
     expect(() => buildSeedDocuments(input(patch))).toThrow(SeedError);
   });

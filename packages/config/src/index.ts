@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MAX_USER_DATA_BYTES } from '@minicloud/domain';
 import { dirname, join } from 'node:path';
 import { parseOutboundAllowList, type OutboundAllowList } from '@minicloud/domain';
 
@@ -81,10 +82,16 @@ const schema = z.object({
     .string()
     .regex(/^[A-Za-z0-9_.+-]+$/)
     .default('minicloud-pool'),
+  // May lower the one limit (MAX_USER_DATA_BYTES), never raise it: the seed builder holds to it.
   MINICLOUD_MAX_USER_DATA_BYTES: z.coerce
     .number()
     .int()
-    .default(16 * 1024),
+    .min(0)
+    .max(
+      MAX_USER_DATA_BYTES,
+      `at most ${MAX_USER_DATA_BYTES} (EC2's limit, kept by cloud-init seeds)`,
+    )
+    .default(MAX_USER_DATA_BYTES),
 });
 
 /** Every setting's name (MINICLOUD_*): for checks of example files and documentation. */

@@ -1,3 +1,4 @@
+import { MAX_USER_DATA_BYTES } from '@minicloud/domain';
 import { ConfigError, loadConfig } from '../src/index.js';
 
 describe('settings', () => {
@@ -90,5 +91,13 @@ describe('settings', () => {
         expect.stringMatching(/^MINICLOUD_IMAGE_IMPORT_IDLE_TIMEOUT_SECONDS: /),
       ]);
     }
+  });
+
+  it('lets the user-data limit be lowered, never raised above the one the seed builder keeps', () => {
+    expect(loadConfig({}).maxUserDataBytes).toBe(MAX_USER_DATA_BYTES);
+    expect(loadConfig({ MINICLOUD_MAX_USER_DATA_BYTES: '4096' }).maxUserDataBytes).toBe(4096);
+    expect(() =>
+      loadConfig({ MINICLOUD_MAX_USER_DATA_BYTES: String(MAX_USER_DATA_BYTES + 1) }),
+    ).toThrow(/MINICLOUD_MAX_USER_DATA_BYTES: at most 16384/);
   });
 });

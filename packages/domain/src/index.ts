@@ -2,6 +2,7 @@ export * from './ids.js';
 export * from './errors.js';
 export * from './instance-state.js';
 export * from './instance-types.js';
+export * from './user-data.js';
 export * from './volumes.js';
 export * from './validation.js';
 export * from './ipam.js';

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   CloudError,
+  MAX_USER_DATA_BYTES,
   ROOT_DEVICE_NAME,
   diskTargetForDevice,
   errors,
@@ -102,10 +103,10 @@ export class InstanceLauncher {
     }
     if (input.userData !== undefined) {
       const bytes = Buffer.from(input.userData, 'base64').length;
-      if (bytes > settings.maxUserDataBytes) {
-        throw errors.invalidParameter(
-          `userData is ${bytes} bytes; the limit is ${settings.maxUserDataBytes} bytes.`,
-        );
+      // The setting may only lower the one limit the seed builder also holds to.
+      const limit = Math.min(settings.maxUserDataBytes, MAX_USER_DATA_BYTES);
+      if (bytes > limit) {
+        throw errors.invalidParameter(`userData is ${bytes} bytes; the limit is ${limit} bytes.`);
       }
     }
 
