@@ -1,7 +1,7 @@
 import express from 'express';
 import { buildOpenApiDocument } from '@minicloud/contracts';
 import { errors } from '@minicloud/domain';
-import { bearerAuth, errorMiddleware } from './http.js';
+import { bearerAuth, errorMiddleware, jsonBodiesOnly } from './http.js';
 import { addressesRouter } from './routes/addresses.js';
 import { imagesRouter } from './routes/images.js';
 import { instanceTypesRouter } from './routes/instance-types.js';
@@ -34,6 +34,7 @@ export function createApiApp(deps: ApiDeps) {
   });
   app.use('/v1', bearerAuth(deps.adminKey));
   app.use(express.json({ limit: '64kb', strict: true }));
+  app.use(jsonBodiesOnly);
 
   const v1 = express.Router();
   v1.get('/openapi.json', (_req, res) => {

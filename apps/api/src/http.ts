@@ -17,6 +17,26 @@ export function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T
   return result.data;
 }
 
+/**
+ * A request body must be JSON. express.json() skips other content types and leaves no body, which
+ * a route would read as {} (for some routes a valid request): refuse them instead, 415.
+ */
+export function jsonBodiesOnly(req: Request, _res: Response, next: NextFunction) {
+  const length = req.get('content-length');
+  const hasBody =
+    req.get('transfer-encoding') !== undefined || (length !== undefined && length !== '0');
+  if (hasBody && !req.is('application/json')) {
+    return next(
+      new CloudError(
+        'UnsupportedMediaType',
+        'The request body must be JSON, sent with Content-Type: application/json.',
+        415,
+      ),
+    );
+  }
+  next();
+}
+
 export function bearerAuth(adminKey: string) {
   const expected = createHash('sha256').update(adminKey).digest();
   return (req: Request, _res: Response, next: NextFunction) => {

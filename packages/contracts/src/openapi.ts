@@ -204,6 +204,38 @@ export function buildOpenApiDocument(): Record<string, unknown> {
           requestBody: body(req.ModifyInstanceSecurityGroupsRequest),
         }),
       },
+      '/v1/volumes': {
+        post: op('Create a volume', { requestBody: body(req.CreateVolumeRequest) }),
+        get: op('Describe volumes'),
+      },
+      '/v1/volumes/{volumeId}': {
+        get: op('Describe one volume', { parameters: [idParam('volumeId')] }),
+        patch: op('Grow a volume', {
+          parameters: [idParam('volumeId')],
+          requestBody: body(req.ModifyVolumeRequest),
+        }),
+        delete: op('Delete a volume', { parameters: [idParam('volumeId')] }),
+      },
+      '/v1/volumes/{volumeId}/attach': {
+        post: op('Attach to an instance', {
+          parameters: [idParam('volumeId')],
+          requestBody: body(req.AttachVolumeRequest),
+        }),
+      },
+      '/v1/volumes/{volumeId}/detach': {
+        post: op('Detach from its instance', {
+          parameters: [idParam('volumeId')],
+          requestBody: body(req.DetachVolumeRequest),
+        }),
+      },
+      '/v1/snapshots': {
+        post: op('Snapshot a volume', { requestBody: body(req.CreateSnapshotRequest) }),
+        get: op('Describe snapshots'),
+      },
+      '/v1/snapshots/{snapshotId}': {
+        get: op('Describe one snapshot', { parameters: [idParam('snapshotId')] }),
+        delete: op('Delete a snapshot', { parameters: [idParam('snapshotId')] }),
+      },
       '/healthz': { get: { summary: 'Liveness', responses: { '200': ok('OK') } } },
     },
   };

@@ -184,6 +184,7 @@ export async function describeInstances(
 ): Promise<InstanceView[]> {
   const { db, settings } = ctx;
   const states = filters.state?.split(',').filter(Boolean);
+  if (states?.length === 0) throw errors.invalidParameter('The state filter needs a value.');
   for (const s of states ?? []) {
     if (!isInstanceState(s)) throw errors.invalidParameter(`Unknown instance state '${s}'.`);
   }
