@@ -8,6 +8,7 @@ import { startInstance } from './jobs/instance-start.job.js';
 import { stopInstance } from './jobs/instance-stop.job.js';
 import { terminateInstance } from './jobs/instance-terminate.job.js';
 import { applyNetwork } from './jobs/network-apply.job.js';
+import { finishingOutboxRows, requeuePendingJobs } from './outbox.js';
 import { reconcile } from './reconciler.js';
 import {
   attachVolume,
@@ -21,6 +22,7 @@ import {
 
 export type { WorkerDeps, WorkerSettings } from './context.js';
 export { reconcile } from './reconciler.js';
+export { requeuePendingJobs } from './outbox.js';
 export { tearDown, instanceLayout } from './instance-host.js';
 export { convergeNetwork } from './network/converge.js';
 export type { ConvergeReport } from './network/converge-report.js';
@@ -47,10 +49,16 @@ export function jobHandlers(deps: WorkerDeps): JobHandlers {
   };
 }
 
-/** Start the job workers and the periodic reconciler (which also runs once right away). */
+/**
+ * Start the job workers, the periodic reconciler (which also runs once right away) and the
+ * outbox relay (every `requeueIntervalMs`, default 5 s: committed work Redis lost is queued again).
+ */
 export async function startWorker(
   deps: WorkerDeps,
-  options: Omit<WorkerOptions, 'onFailed'> & { reconcileIntervalMs: number },
+  options: Omit<WorkerOptions, 'onFailed'> & {
+    reconcileIntervalMs: number;
+    requeueIntervalMs?: number;
+  },
 ) {
   const runReconcile = async () => {
     try {
@@ -62,19 +70,46 @@ export async function startWorker(
     }
   };
   await runReconcile();
-  const workers = startWorkers(jobHandlers(deps), {
+  const workers = startWorkers(finishingOutboxRows(deps, jobHandlers(deps)), {
     ...options,
     onFailed: (job, error) => deps.log(`job ${job?.name} ${job?.id} failed: ${error.message}`),
   });
+  // A worker's blocking connection reports each failed reconnect: say it once per outage.
+  let redisDown = false;
+  for (const w of workers) {
+    w.on('error', (e) => {
+      if (!redisDown) deps.log(`worker: Redis unavailable (${e.message}); retrying`);
+      redisDown = true;
+    });
+  }
+  let relayFailing = false;
+  const runRelay = async () => {
+    try {
+      const requeued = await requeuePendingJobs(deps, {
+        minAgeMs: Math.min(options.requeueIntervalMs ?? 5000, 5000),
+      });
+      if (requeued.length) deps.log(`outbox: re-enqueued ${requeued.join(', ')}`);
+      if (relayFailing || redisDown) deps.log('outbox: Redis is back, queued work resumes');
+      relayFailing = redisDown = false;
+    } catch (e) {
+      if (!relayFailing) deps.log(`outbox relay failed: ${(e as Error).message}; retrying`);
+      relayFailing = true;
+    }
+  };
   let running: Promise<void> | null = null;
   const timer = setInterval(() => {
     running ??= runReconcile().finally(() => (running = null));
   }, options.reconcileIntervalMs);
+  let relaying: Promise<void> | null = null;
+  const relayTimer = setInterval(() => {
+    relaying ??= runRelay().finally(() => (relaying = null));
+  }, options.requeueIntervalMs ?? 5000);
   return {
     async close() {
       clearInterval(timer);
+      clearInterval(relayTimer);
       await Promise.all(workers.map((w) => w.close()));
-      await running;
+      await Promise.all([running, relaying]);
     },
   };
 }
