@@ -168,6 +168,8 @@ export class JobQueue {
   /** Resolves when the first connection is up: before it, a check waits instead of failing. */
   private readonly firstReady: Promise<void>;
   private connectedOnce = false;
+  /** The connection's last error, to say why Redis is unavailable. */
+  private lastError = '';
 
   constructor(private readonly options: QueueOptions) {
     this.timeoutMs = options.timeoutMs ?? 2500;
@@ -181,7 +183,7 @@ export class JobQueue {
       retryStrategy: (times) => Math.min(times * 100, 1000),
     });
     // The state is read from `status`; each failed call reports its own error.
-    this.redis.on('error', () => undefined);
+    this.redis.on('error', (e: Error) => (this.lastError = e.message));
     this.firstReady = new Promise((resolve) =>
       this.redis.once('ready', () => {
         this.connectedOnce = true;
@@ -203,9 +205,12 @@ export class JobQueue {
    * before a change is committed, so a request that needs the queue fails before it writes.
    */
   async assertAvailable(timeoutMs = this.timeoutMs): Promise<void> {
+    const why = () => `not connected${this.lastError ? ` (${this.lastError})` : ''}`;
     if (this.redis.status !== 'ready') {
-      if (this.connectedOnce) throw new QueueUnavailableError('not connected');
-      await this.bounded(() => this.firstReady, timeoutMs);
+      if (this.connectedOnce) throw new QueueUnavailableError(why());
+      await this.bounded(() => this.firstReady, timeoutMs).catch(() => {
+        throw new QueueUnavailableError(why());
+      });
     }
     await this.bounded(() => this.redis.ping(), timeoutMs);
   }
@@ -367,7 +372,10 @@ export class JobQueue {
 
   /** Remove every job of this installation (tests and uninstall). */
   async obliterate(): Promise<void> {
-    await Promise.all(this.allQueues().map((q) => q.obliterate({ force: true })));
+    await this.bounded(
+      () => Promise.all(this.allQueues().map((q) => q.obliterate({ force: true }))),
+      30_000,
+    );
   }
 
   private allQueues(): Queue[] {
