@@ -53,12 +53,12 @@ export async function freshDatabase(dir: string): Promise<Db> {
  * The API alone against a real SQLite file and the real Redis (no worker): for validation,
  * idempotency and allocation tests.
  */
-export async function startApiOnly(options: { networkCidr?: string } = {}) {
+export async function startApiOnly(options: { networkCidr?: string; redisUrl?: string } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'minicloud-test-api-'));
   const db = await freshDatabase(dir);
   const prefix = testPrefix('ma');
   const queue = new JobQueue({
-    connection: connectionFromUrl(REDIS_URL),
+    connection: connectionFromUrl(options.redisUrl ?? REDIS_URL),
     prefix: `minicloud-test-${prefix}`,
   });
   const adminKey = `test-key-${randomBytes(8).toString('hex')}`;

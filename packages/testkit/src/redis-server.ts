@@ -1,0 +1,69 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { removePath, run } from '@minicloud/host';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+    s.on('error', reject);
+  });
+}
+
+/**
+ * A redis-server of the test's own, on a free loopback port, in a temporary directory, without
+ * persistence: stopping it loses every job, as a Redis without AOF would. Stopped and restarted
+ * by PID (never the machine's shared Redis).
+ */
+export async function startOwnRedis() {
+  const dir = await mkdtemp(join(tmpdir(), 'minicloud-test-redis-'));
+  const port = await freePort();
+  let child: ChildProcess | null = null;
+
+  const start = async () => {
+    const c = spawn(
+      'redis-server',
+      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''],
+      { stdio: 'ignore' },
+    );
+    child = c;
+    for (let i = 0; i < 100; i++) {
+      const { stdout } = await run('redis-cli', ['-p', String(port), 'ping'], {
+        okExitCodes: [0, 1],
+      }).catch(() => ({ stdout: '' }));
+      if (stdout.trim() === 'PONG') return;
+      if (c.exitCode !== null) throw new Error(`redis-server on port ${port} exited`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`redis-server on port ${port} does not answer`);
+  };
+
+  /** Stop it by PID (SIGKILL by default: nothing is saved). */
+  const stop = async (signal: NodeJS.Signals = 'SIGKILL') => {
+    const c = child;
+    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    const exited = new Promise((r) => c.once('exit', r));
+    c.kill(signal);
+    await exited;
+    child = null;
+  };
+
+  await start();
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    pid: () => child?.pid,
+    start,
+    stop,
+    async destroy() {
+      await stop();
+      await removePath(dir);
+    },
+  };
+}
