@@ -134,7 +134,7 @@ export interface QueueOptions {
   prefix: string;
   /**
    * Longest wait for Redis on the producer side (enqueue, checks), in ms: past it the call fails
-   * with QueueUnavailableError instead of waiting for Redis to come back. Default 2500.
+   * with QueueUnavailableError instead of waiting for Redis to come back. Default 2000.
    */
   timeoutMs?: number;
 }
@@ -172,7 +172,7 @@ export class JobQueue {
   private lastError = '';
 
   constructor(private readonly options: QueueOptions) {
-    this.timeoutMs = options.timeoutMs ?? 2500;
+    this.timeoutMs = options.timeoutMs ?? 2000;
     this.redis = new Redis({
       ...options.connection,
       enableOfflineQueue: false,
