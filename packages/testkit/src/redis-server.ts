@@ -26,7 +26,10 @@ export async function startOwnRedis() {
   const port = await freePort();
   let child: ChildProcess | null = null;
 
+  const running = () => child !== null && child.exitCode === null && child.signalCode === null;
+  /** Start it (again) on the same port and directory; a no-op while it runs. */
   const start = async () => {
+    if (running()) return;
     const c = spawn(
       'redis-server',
       ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''],
@@ -47,7 +50,7 @@ export async function startOwnRedis() {
   /** Stop it by PID (SIGKILL by default: nothing is saved). */
   const stop = async (signal: NodeJS.Signals = 'SIGKILL') => {
     const c = child;
-    if (!c || c.exitCode !== null || c.signalCode !== null) return;
+    if (!c || !running()) return;
     const exited = new Promise((r) => c.once('exit', r));
     c.kill(signal);
     await exited;
