@@ -28,13 +28,15 @@ describe('minicloud with its Redis stopped mid-burst and restarted', () => {
   let redis: OwnRedis;
   let mc: MinicloudUnderTest | undefined;
   beforeAll(async () => {
-    redis = await startOwnRedis();
+    // With a password, read from a file as scripts/setup.sh sets it up.
+    redis = await startOwnRedis({ password: true });
     // minicloud starts while its Redis is down: it must wait, saying so, and go on once it is up.
     await redis.stop();
     let redisLater: Promise<void> | undefined;
     mc = await startMinicloud({
       extraEnv: {
         MINICLOUD_REDIS_URL: redis.url,
+        MINICLOUD_REDIS_PASSWORD_FILE: redis.passwordFile!,
         MINICLOUD_LIBVIRT_URI: 'test:///default',
         MINICLOUD_VIRT_TYPE: 'test',
         MINICLOUD_RECONCILE_INTERVAL_SECONDS: '3600',

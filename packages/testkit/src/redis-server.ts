@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,11 +20,15 @@ async function freePort(): Promise<number> {
 /**
  * A redis-server of the test's own, on a free loopback port, in a temporary directory, without
  * persistence: stopping it loses every job, as a Redis without AOF would. Stopped and restarted
- * by PID (never the machine's shared Redis).
+ * by PID (never the machine's shared Redis). With `password`, it requires a generated one, kept
+ * in `passwordFile` (mode 0600) as scripts/setup.sh keeps the real one; `url` carries none.
  */
-export async function startOwnRedis() {
+export async function startOwnRedis(options: { password?: boolean } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'minicloud-test-redis-'));
   const port = await freePort();
+  const password = options.password ? randomBytes(16).toString('hex') : '';
+  const passwordFile = join(dir, 'password');
+  if (password) await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
   let child: ChildProcess | null = null;
 
   const running = () => child !== null && child.exitCode === null && child.signalCode === null;
@@ -32,13 +37,17 @@ export async function startOwnRedis() {
     if (running()) return;
     const c = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''],
+      [
+        ...['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', ''],
+        ...(password ? ['--requirepass', password] : []),
+      ],
       { stdio: 'ignore' },
     );
     child = c;
     for (let i = 0; i < 100; i++) {
       const { stdout } = await run('redis-cli', ['-p', String(port), 'ping'], {
         okExitCodes: [0, 1],
+        env: { ...process.env, REDISCLI_AUTH: password || undefined },
       }).catch(() => ({ stdout: '' }));
       if (stdout.trim() === 'PONG') return;
       if (c.exitCode !== null) throw new Error(`redis-server on port ${port} exited`);
@@ -61,6 +70,7 @@ export async function startOwnRedis() {
   return {
     port,
     url: `redis://127.0.0.1:${port}`,
+    passwordFile: password ? passwordFile : undefined,
     pid: () => child?.pid,
     start,
     stop,
