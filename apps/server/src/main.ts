@@ -16,6 +16,7 @@ import { AddressService } from '@minicloud/app-api/addresses';
 import { removeAllNetworks, startWorker, tearDown, type WorkerDeps } from '@minicloud/app-worker';
 import { ensureAdminKey } from './admin-key.js';
 import { redactedUrl, redisConnection, waitForDependency } from './dependencies.js';
+import { isRole, ROLES } from './roles.js';
 
 /**
  * The minicloud daemon: API and worker in one process by default.
@@ -40,8 +41,7 @@ async function main() {
   const command = argv[0] && !argv[0].startsWith('-') ? argv[0] : 'serve';
   const roleArg = argv.indexOf('--role');
   const role = roleArg >= 0 ? argv[roleArg + 1] : 'all';
-  if (!['all', 'api', 'worker'].includes(role ?? ''))
-    throw new Error('--role must be all, api or worker');
+  if (!isRole(role)) throw new Error(`--role must be ${ROLES.join(', ')}`);
 
   const config = loadConfig(process.env);
   for (const dir of [
@@ -74,11 +74,28 @@ async function main() {
 
   const virt = detectVirtType({ override: config.virtType });
   const uplink = await uplinkOf(config);
-  const hypervisor = new LibvirtHypervisor({ uri: config.libvirtUri });
+  const hypervisor = new LibvirtHypervisor({
+    uri: config.libvirtUri,
+    callTimeoutMs: config.libvirtTimeoutMs,
+    maxConcurrentCalls: config.libvirtMaxCalls,
+    log,
+  });
+  const threadPool = Number(process.env.UV_THREADPOOL_SIZE) || 4;
+  if (config.libvirtMaxCalls >= threadPool)
+    log(
+      `warning: MINICLOUD_LIBVIRT_MAX_CALLS=${config.libvirtMaxCalls} >= UV_THREADPOOL_SIZE=${threadPool}: a wedged libvirtd can stall file I/O`,
+    );
   const network = new LinuxNetworkDriver();
   const images = new ImageStore({
     imagesDir: config.paths.images,
     allowLocalSourcesUnder: config.imageImportDirs,
+    maxImageBytes: config.imageImport.maxBytes,
+    download: {
+      allow: config.imageImport.allow,
+      connectTimeoutMs: config.imageImport.connectTimeoutMs,
+      idleTimeoutMs: config.imageImport.idleTimeoutMs,
+      totalTimeoutMs: config.imageImport.totalTimeoutMs,
+    },
   });
   const rootVolumes = new FileVolumeDriver({
     volumesDir: config.paths.volumes,
@@ -139,6 +156,7 @@ async function main() {
       terminatedRetentionMs: config.terminatedRetentionMs,
       instancesDir: config.paths.instances,
       imageImportDirs: config.imageImportDirs,
+      imageImportAllow: config.imageImport.allow,
       maxVolumeGiB: config.maxVolumeGiB,
     },
   };
@@ -156,11 +174,19 @@ async function main() {
     log(
       `virtualisation: ${virt.virtType === 'kvm' ? 'kvm' : virt.virtType === 'qemu' ? 'TCG (qemu)' : virt.virtType} (${virt.reason})`,
     );
+    const allowed = [
+      ...config.imageImport.allow.hosts,
+      ...config.imageImport.allow.blocks.map((b) => b.text),
+    ];
+    log(
+      `image import by URL: public addresses${allowed.length ? ` and ${allowed.join(', ')} (MINICLOUD_IMAGE_IMPORT_ALLOW)` : ' only'}, up to ${config.imageImport.maxBytes / 1024 ** 3} GiB`,
+    );
     const worker = await startWorker(workerDeps, {
       connection: redis,
       prefix: `minicloud-${config.prefix}`,
       concurrency: config.workerConcurrency,
       reconcileIntervalMs: config.reconcileIntervalMs,
+      reconcileTimeoutMs: config.reconcileTimeoutMs,
     });
     closers.push(() => worker.close());
     if (config.defaultImage)

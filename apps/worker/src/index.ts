@@ -10,6 +10,7 @@ import { terminateInstance } from './jobs/instance-terminate.job.js';
 import { applyNetwork } from './jobs/network-apply.job.js';
 import { finishingOutboxRows, requeuePendingJobs } from './outbox.js';
 import { reconcile } from './reconciler.js';
+import { startReconcileLoop } from './reconcile-loop.js';
 import {
   attachVolume,
   createSnapshot,
@@ -23,6 +24,8 @@ import {
 export type { WorkerDeps, WorkerSettings } from './context.js';
 export { reconcile } from './reconciler.js';
 export { requeuePendingJobs } from './outbox.js';
+export { startReconcileLoop, ReconcileDeadlineError } from './reconcile-loop.js';
+export type { ReconcileLoop, ReconcileLoopOptions, ReconcilePass } from './reconcile-loop.js';
 export { tearDown, instanceLayout } from './instance-host.js';
 export { convergeNetwork } from './network/converge.js';
 export type { ConvergeReport } from './network/converge-report.js';
@@ -57,21 +60,28 @@ export async function startWorker(
   deps: WorkerDeps,
   options: Omit<WorkerOptions, 'onFailed'> & {
     reconcileIntervalMs: number;
+    /** A reconcile pass running longer is abandoned and the next one runs (default 5 min). */
+    reconcileTimeoutMs?: number;
     requeueIntervalMs?: number;
   },
 ) {
-  const runReconcile = async () => {
-    try {
-      const r = await reconcile(deps);
+  const {
+    reconcileIntervalMs,
+    reconcileTimeoutMs = 300_000,
+    requeueIntervalMs = 5000,
+    ...workerOptions
+  } = options;
+  const reconciler = startReconcileLoop(
+    async (signal) => {
+      const r = await reconcile(deps, { signal });
       const changes = Object.entries(r).filter(([, v]) => (Array.isArray(v) ? v.length : v));
       if (changes.length) deps.log(`reconciler: ${JSON.stringify(Object.fromEntries(changes))}`);
-    } catch (e) {
-      deps.log(`reconciler failed: ${(e as Error).message}`);
-    }
-  };
-  await runReconcile();
+    },
+    { intervalMs: reconcileIntervalMs, timeoutMs: reconcileTimeoutMs, log: deps.log },
+  );
+  await reconciler.runNow();
   const workers = startWorkers(finishingOutboxRows(deps, jobHandlers(deps)), {
-    ...options,
+    ...workerOptions,
     onFailed: (job, error) => deps.log(`job ${job?.name} ${job?.id} failed: ${error.message}`),
   });
   // A worker's blocking connection reports each failed reconnect: say it once per outage.
@@ -86,7 +96,7 @@ export async function startWorker(
   const runRelay = async () => {
     try {
       const requeued = await requeuePendingJobs(deps, {
-        minAgeMs: Math.min(options.requeueIntervalMs ?? 5000, 5000),
+        minAgeMs: Math.min(requeueIntervalMs, 5000),
       });
       if (requeued.length) deps.log(`outbox: re-enqueued ${requeued.join(', ')}`);
       if (relayFailing || redisDown) deps.log('outbox: Redis is back, queued work resumes');
@@ -96,20 +106,16 @@ export async function startWorker(
       relayFailing = true;
     }
   };
-  let running: Promise<void> | null = null;
-  const timer = setInterval(() => {
-    running ??= runReconcile().finally(() => (running = null));
-  }, options.reconcileIntervalMs);
   let relaying: Promise<void> | null = null;
   const relayTimer = setInterval(() => {
     relaying ??= runRelay().finally(() => (relaying = null));
-  }, options.requeueIntervalMs ?? 5000);
+  }, requeueIntervalMs);
   return {
     async close() {
-      clearInterval(timer);
       clearInterval(relayTimer);
+      await reconciler.close();
       await Promise.all(workers.map((w) => w.close()));
-      await Promise.all([running, relaying]);
+      await relaying;
     },
   };
 }

@@ -103,31 +103,36 @@ export async function bringUp(
         mac: instance.macAddress,
       }),
     );
-  const port = async () => {
-    // The VPC exists first (from the instance's row alone when it is known); then the tap, the
-    // DHCP reservation and the security-group port (the tables drop what an unknown tap sends)
-    // are independent: made at the same time, each together with those of concurrent launches.
-    const spec = await ensureInstanceNetwork(deps, instance);
-    await Promise.all([
-      ensureInstancePort(
-        deps,
-        { vpcId: instance.vpcId, tap: l.tap, mac: instance.macAddress },
-        spec,
-      ),
-      syncVpcReservations(deps, instance.vpcId, spec),
-      upsertSecurityPort(deps, instance.id),
-    ]);
+  // The VPC exists first (from the instance's row alone when it is known). The domain needs only
+  // its tap; the DHCP reservation and the security-group port (the tables drop what an unknown
+  // tap sends until then) are made while the domain starts: its guest asks for an address only
+  // once its kernel runs. Each is made together with those of concurrent launches.
+  const network = ensureInstanceNetwork(deps, instance);
+  const tap = network.then((spec) =>
+    ensureInstancePort(deps, { vpcId: instance.vpcId, tap: l.tap, mac: instance.macAddress }, spec),
+  );
+  const reservationAndFirewall = Promise.allSettled([
+    network.then((spec) => syncVpcReservations(deps, instance.vpcId, spec)),
+    network.then(() => upsertSecurityPort(deps, instance.id)),
+  ]);
+  const domain = async () => {
+    // Disk, seed and tap do not depend on each other: make them at the same time.
+    throwFirstFailure(await Promise.allSettled([volumes(), seed(), tap]));
+    revert.add('domain', () =>
+      fresh ? deps.hypervisor.undefine(l.domain) : deps.hypervisor.destroy(l.domain),
+    );
+    // The volumes read above are still what the domain gets (making them changes no row).
+    await deps.hypervisor.ensureRunning(await domainSpecFor(deps, instance, attached));
   };
-  // Disk, seed and port do not depend on each other: make them at the same time.
-  const results = await Promise.allSettled([volumes(), seed(), port()]);
+  // Everything settles before a failure is thrown, so the undo never races a step still running.
+  const [started, rest] = await Promise.allSettled([domain(), reservationAndFirewall]);
+  throwFirstFailure([started]);
+  throwFirstFailure(rest.status === 'fulfilled' ? rest.value : []);
+}
+
+function throwFirstFailure(results: PromiseSettledResult<unknown>[]): void {
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
-
-  revert.add('domain', () =>
-    fresh ? deps.hypervisor.undefine(l.domain) : deps.hypervisor.destroy(l.domain),
-  );
-  // The volumes read above are still what the domain gets (making them changes no row).
-  await deps.hypervisor.ensureRunning(await domainSpecFor(deps, instance, attached));
 }
 
 /** After a successful launch or start: the instance's volumes are attached and in use. */

@@ -25,9 +25,16 @@ export interface ReconcileReport {
  * off is `stopped`), re-enqueue work for instances stuck in a transitional state, and remove
  * what minicloud owns on the host but nothing references. Anything locked by a job in flight is
  * left alone.
+ *
+ * `signal`: the pass was given up (its deadline passed, see reconcile-loop.ts): it stops before
+ * its next host change or query instead of running alongside the next pass.
  */
-export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
+export async function reconcile(
+  deps: WorkerDeps,
+  options: { signal?: AbortSignal } = {},
+): Promise<ReconcileReport> {
   const { db, settings, locks } = deps;
+  const step = () => options.signal?.throwIfAborted();
   const report: ReconcileReport = {
     removedDomains: [],
     removedTaps: [],
@@ -39,6 +46,7 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
     requeued: [],
     purged: 0,
   };
+  step();
   // VPC networks, the nft table and Elastic IPs (it logs what it changed). A failure there is
   // reported, and the rest of the reconcile still runs.
   try {
@@ -47,13 +55,16 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
     deps.log(`reconciler: ${(e as Error).message}`);
   }
 
+  step();
   const live = await db.instance.findMany({ where: { state: { not: 'terminated' } } });
   const liveById = new Map(live.map((i) => [i.id, i]));
 
   // Domains: remove those of unknown or terminated instances; observe guests that powered off.
+  step();
   const domains = await deps.hypervisor.listDomains(`${settings.prefix}-`);
   const seenDomains = new Set<string>();
   for (const d of domains) {
+    step();
     const id = d.instanceId ?? instanceIdFromDomainName(settings.prefix, d.name);
     if (!id) continue;
     seenDomains.add(id);
@@ -76,6 +87,7 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
     }
   }
   for (const instance of live) {
+    step();
     if (
       instance.state === 'running' &&
       !seenDomains.has(instance.id) &&
@@ -97,6 +109,7 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   // Taps and instance directories that no live instance references.
   const wantedTaps = new Set(live.map((i) => tapName(settings.prefix, i.id)));
   for (const link of await deps.network.listOwnedLinks(settings.prefix)) {
+    step();
     if (link.kind !== 'tun' || wantedTaps.has(link.name)) continue;
     if (live.some((i) => locks.isHeld(i.id) && tapName(settings.prefix, i.id) === link.name))
       continue;
@@ -104,18 +117,21 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
     report.removedTaps.push(link.name);
   }
   for (const entry of await readdir(settings.instancesDir).catch(() => [] as string[])) {
+    step();
     if (liveById.has(entry) || locks.isHeld(entry)) continue;
     await removePath(instanceLayout(deps, entry).dir);
     report.removedDirs.push(entry);
   }
 
   // Image files of deregistered or unknown images (imports in flight hold their lock).
+  step();
   const images = await db.image.findMany({
     where: { state: { not: 'deregistered' } },
     select: { id: true },
   });
   const wantedImages = new Set(images.map((i) => i.id));
   for (const file of await deps.images.listImageFiles()) {
+    step();
     if (wantedImages.has(file.imageId) || locks.isHeld(file.imageId)) continue;
     await removePath(file.path);
     report.removedImageFiles.push(file.path);
@@ -124,6 +140,7 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   // Work that was accepted but whose job was lost (Redis down at enqueue, crash before enqueue).
   const transitional = new Set(['pending', 'stopping', 'shutting-down']);
   for (const i of live) {
+    step();
     if (!transitional.has(i.state) || locks.isHeld(i.id)) continue;
     // `live` was read a while ago: a job that finished since then needs nothing.
     const now = await db.instance.findUnique({
@@ -155,6 +172,7 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
             : false;
     if (requeued) report.requeued.push(i.id);
   }
+  step();
   const pendingImages = await db.image.findMany({
     where: { state: { in: ['pending', 'deregistering'] } },
   });
@@ -175,6 +193,7 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   }
 
   // Volume work that was accepted but whose job was lost (or whose worker died mid-way).
+  step();
   const busyVolumes = await db.volume.findMany({
     where: {
       OR: [
@@ -184,6 +203,7 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
     },
   });
   for (const v of busyVolumes) {
+    step();
     if (locks.isHeld(v.id) || (v.instanceId && locks.isHeld(v.instanceId))) continue;
     // Launch and terminate jobs own the volumes of instances in those states.
     const owner = v.instanceId ? liveById.get(v.instanceId) : undefined;
@@ -221,6 +241,7 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   }
 
   // Volume and snapshot files that no row references (deleted, or from a crash before the row).
+  step();
   const knownVolumes = new Set(
     (await db.volume.findMany({ where: { state: { not: 'deleted' } }, select: { id: true } })).map(
       (v) => v.id,
@@ -233,11 +254,13 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   );
   for (const driver of new Set([deps.volumes, deps.rootVolumes])) {
     for (const id of await driver.listVolumes()) {
+      step();
       if (knownVolumes.has(id) || locks.isHeld(id)) continue;
       await driver.delete(id);
       report.removedVolumes.push(id);
     }
     for (const id of await driver.listSnapshots()) {
+      step();
       if (knownSnapshots.has(id)) continue;
       await driver.deleteSnapshot(id);
       report.removedSnapshots.push(id);
@@ -253,6 +276,7 @@ export async function reconcile(deps: WorkerDeps): Promise<ReconcileReport> {
   }
 
   // Terminated instances stay visible for a while, then go.
+  step();
   const cutoff = new Date(Date.now() - settings.terminatedRetentionMs);
   const expired = await db.instance.findMany({
     where: { state: 'terminated', terminatedAt: { lt: cutoff } },

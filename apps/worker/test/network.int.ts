@@ -526,6 +526,58 @@ describe(`worker network host side (prefix ${P})`, () => {
   );
 
   test(
+    'a VPC made while a converge runs (after it read the database) keeps its bridge and taps',
+    async () => {
+      const vpcId = newId('vpc');
+      const subnetId = newId('subnet');
+      const [cidr] = await freeBlocks(1, '10.233.0.0', 24, 256);
+      let made: TestInstance | undefined;
+      // What a launch into a new VPC does, timed between the converge's read of the rows and
+      // its listing of the host's objects (the window in which it used to remove them).
+      const racing: WorkerDeps = {
+        ...deps,
+        network: Object.assign(Object.create(driver) as LinuxNetworkDriver, {
+          listOwnedVpcObjects: async (
+            ...args: Parameters<LinuxNetworkDriver['listOwnedVpcObjects']>
+          ) => {
+            if (!made) {
+              await db.vpc.create({
+                data: {
+                  id: vpcId,
+                  cidrBlock: cidr!,
+                  bridgeKey: vpcId.slice(4, 13),
+                  state: 'pending',
+                },
+              });
+              await db.subnet.create({
+                data: { id: subnetId, vpcId, cidrBlock: cidr!, state: 'pending' },
+              });
+              made = await addInstance(vpcId, subnetId, host(cidr!, 10));
+              const spec = await ensureInstanceNetwork(deps, { vpcId, subnetId });
+              await ensureInstancePort(deps, { vpcId, tap: made.tap, mac: made.mac }, spec);
+            }
+            return driver.listOwnedVpcObjects(...args);
+          },
+        }),
+      };
+      const r = await convergeNetwork(racing);
+      expect(made).toBeDefined();
+      expect(r.removed.join(' ')).not.toContain(vpcId);
+      expect(await linkExists(bridge(vpcId))).toBe(true);
+      expect(await masterOf(made!.tap)).toBe(bridge(vpcId));
+      expect(Object.keys(await dnsmasqByBridge())).toContain(bridge(vpcId));
+
+      // Gone with its rows, as any VPC.
+      await db.instance.update({ where: { id: made!.id }, data: { state: 'terminated' } });
+      await db.subnet.delete({ where: { id: subnetId } });
+      await db.vpc.delete({ where: { id: vpcId } });
+      await convergeNetwork(deps);
+      expect(await linkExists(bridge(vpcId))).toBe(false);
+    },
+    T,
+  );
+
+  test(
     'deleted VPC rows and a released address: bridge, dnsmasq, state dir, uplink address go',
     async () => {
       await db.instance.update({ where: { id: i3.id }, data: { state: 'terminated' } });

@@ -97,9 +97,6 @@ export function buildSeedDocuments(input: SeedInput): SeedDocuments {
     throw new SeedError(`invalid instance id ${JSON.stringify(input.instanceId)}`);
   }
   const hostname = seedCheck(() => assertHostname(input.hostname));
-  // Not digits only: such a name reads as an address (`ping 1234` goes to 0.0.4.210).
-  if (/^[0-9]+$/.test(hostname))
-    throw new SeedError(`invalid hostname ${JSON.stringify(hostname)}`);
   if (!Array.isArray(input.publicKeys) || input.publicKeys.length > 100)
     throw new SeedError('invalid publicKeys');
   const keys = input.publicKeys.map(normalizePublicKey);

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { dirname, join } from 'node:path';
+import { parseOutboundAllowList, type OutboundAllowList } from '@minicloud/domain';
 
 /**
  * The one settings schema. Apps read the environment once through `loadConfig`, which reports
@@ -50,11 +51,31 @@ const schema = z.object({
   MINICLOUD_WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(16),
   MINICLOUD_STOP_TIMEOUT_SECONDS: z.coerce.number().int().min(0).max(3600).default(30),
   MINICLOUD_RECONCILE_INTERVAL_SECONDS: z.coerce.number().int().min(1).max(86400).default(30),
+  MINICLOUD_RECONCILE_TIMEOUT_SECONDS: z.coerce.number().int().min(10).max(86400).default(300),
+  MINICLOUD_LIBVIRT_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  MINICLOUD_LIBVIRT_MAX_CALLS: z.coerce.number().int().min(1).max(64).default(2),
   MINICLOUD_TERMINATED_RETENTION_MINUTES: z.coerce.number().int().min(0).default(60),
   MINICLOUD_DEFAULT_IMAGE: z.string().startsWith('/').optional(),
   MINICLOUD_IMAGE_IMPORT_DIRS: z
     .string()
     .default('/srv/images,/var/lib/minicloud/import,/var/cache/minicloud'),
+  MINICLOUD_IMAGE_IMPORT_ALLOW: z
+    .string()
+    .default('')
+    .superRefine((text, ctx) => {
+      for (const problem of parseOutboundAllowList(text).problems) {
+        ctx.addIssue({ code: z.ZodIssueCode.custom, message: problem });
+      }
+    }),
+  MINICLOUD_IMAGE_MAX_GIB: z.coerce.number().int().min(1).max(65536).default(64),
+  MINICLOUD_IMAGE_IMPORT_CONNECT_TIMEOUT_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(300)
+    .default(10),
+  MINICLOUD_IMAGE_IMPORT_IDLE_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(3600).default(30),
+  MINICLOUD_IMAGE_IMPORT_TIMEOUT_MINUTES: z.coerce.number().int().min(1).max(10080).default(240),
   MINICLOUD_MAX_VOLUME_GIB: z.coerce.number().int().min(1).default(16384),
   MINICLOUD_VOLUME_GROUP: z
     .string()
@@ -69,6 +90,9 @@ const schema = z.object({
     .int()
     .default(16 * 1024),
 });
+
+/** Every setting's name (MINICLOUD_*): for checks of example files and documentation. */
+export const SETTING_NAMES: readonly string[] = Object.keys(schema.shape);
 
 export interface Config {
   listenHost: string;
@@ -93,6 +117,12 @@ export interface Config {
   workerConcurrency: number;
   stopTimeoutMs: number;
   reconcileIntervalMs: number;
+  /** A reconcile pass running longer is abandoned; the next one runs on schedule. */
+  reconcileTimeoutMs: number;
+  /** Deadline of one libvirt operation (virsh runs get twice this). */
+  libvirtTimeoutMs: number;
+  /** Native libvirt calls in flight at most (each holds a thread of libuv's pool). */
+  libvirtMaxCalls: number;
   terminatedRetentionMs: number;
   defaultImage: string | undefined;
   maxUserDataBytes: number;
@@ -102,6 +132,14 @@ export interface Config {
   thinPool: string;
   /** Local directories images may be registered from (the API refuses other local paths). */
   imageImportDirs: string[];
+  /** Image import by URL: what it may reach beyond public addresses, how big, how long. */
+  imageImport: {
+    allow: OutboundAllowList;
+    maxBytes: number;
+    connectTimeoutMs: number;
+    idleTimeoutMs: number;
+    totalTimeoutMs: number;
+  };
   paths: {
     images: string;
     instances: string;
@@ -151,6 +189,9 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workerConcurrency: e.MINICLOUD_WORKER_CONCURRENCY,
     stopTimeoutMs: e.MINICLOUD_STOP_TIMEOUT_SECONDS * 1000,
     reconcileIntervalMs: e.MINICLOUD_RECONCILE_INTERVAL_SECONDS * 1000,
+    reconcileTimeoutMs: e.MINICLOUD_RECONCILE_TIMEOUT_SECONDS * 1000,
+    libvirtTimeoutMs: e.MINICLOUD_LIBVIRT_TIMEOUT_SECONDS * 1000,
+    libvirtMaxCalls: e.MINICLOUD_LIBVIRT_MAX_CALLS,
     terminatedRetentionMs: e.MINICLOUD_TERMINATED_RETENTION_MINUTES * 60_000,
     defaultImage: e.MINICLOUD_DEFAULT_IMAGE,
     maxUserDataBytes: e.MINICLOUD_MAX_USER_DATA_BYTES,
@@ -161,6 +202,13 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       ...e.MINICLOUD_IMAGE_IMPORT_DIRS.split(',').filter(Boolean),
       ...(e.MINICLOUD_DEFAULT_IMAGE ? [dirname(e.MINICLOUD_DEFAULT_IMAGE)] : []),
     ].map((d) => d.replace(/\/+$/, '') || '/'),
+    imageImport: {
+      allow: parseOutboundAllowList(e.MINICLOUD_IMAGE_IMPORT_ALLOW).allow,
+      maxBytes: e.MINICLOUD_IMAGE_MAX_GIB * 1024 ** 3,
+      connectTimeoutMs: e.MINICLOUD_IMAGE_IMPORT_CONNECT_TIMEOUT_SECONDS * 1000,
+      idleTimeoutMs: e.MINICLOUD_IMAGE_IMPORT_IDLE_TIMEOUT_SECONDS * 1000,
+      totalTimeoutMs: e.MINICLOUD_IMAGE_IMPORT_TIMEOUT_MINUTES * 60_000,
+    },
     paths: {
       images: join(dataDir, 'images'),
       instances: join(dataDir, 'instances'),

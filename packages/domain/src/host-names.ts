@@ -91,8 +91,13 @@ export function assertVpcId(vpcId: string): string {
  */
 export function vpcBridgeName(prefix: string, vpcId: string): string {
   assertNamePrefix(prefix);
+  return `${prefix}v${vpcBridgeKey(vpcId)}`;
+}
+
+/** The 9 hex digits of a VPC id its bridge is named after (kept unique per deployment). */
+export function vpcBridgeKey(vpcId: string): string {
   assertVpcId(vpcId);
-  return `${prefix}v${vpcId.slice(4, 13)}`;
+  return vpcId.slice(4, 13);
 }
 
 /** The nft table (family ip) holding VPC isolation, outbound NAT and Elastic IP 1:1 NAT. */
@@ -126,7 +131,8 @@ const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** One DNS label, lower case: what a guest's hostname may be. */
 export function assertHostname(hostname: string): string {
-  if (typeof hostname !== 'string' || !HOSTNAME_RE.test(hostname)) {
+  // Not digits only either: such a name reads as an address (`ping 1234` goes to 0.0.4.210).
+  if (typeof hostname !== 'string' || !HOSTNAME_RE.test(hostname) || /^[0-9]+$/.test(hostname)) {
     throw invalid(
       'InvalidHostname',
       `hostname must be one DNS label (a-z, 0-9, '-', at most 63 chars), got ${JSON.stringify(hostname)}`,

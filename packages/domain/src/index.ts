@@ -10,3 +10,4 @@ export * from './host-names.js';
 export * from './ip-ranges.js';
 export * from './keyed-lock.js';
 export * from './batcher.js';
+export * from './outbound-policy.js';

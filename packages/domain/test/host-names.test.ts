@@ -1,4 +1,5 @@
 import {
+  assertHostname,
   assertForeignLinkName,
   bridgeMacFor,
   elasticIpLabel,
@@ -8,6 +9,7 @@ import {
   normalizeMac,
   tapMacFor,
   tapName,
+  vpcBridgeKey,
   vpcBridgeName,
   vpcTableName,
 } from '../src/index.js';
@@ -103,5 +105,25 @@ describe('VPC names', () => {
     expect(elasticIpLabel('enp3s0f0', 'abcde')).toBe('enp3s0f0:abcde');
     expect(elasticIpLabel('enx00e04c680001', 'mc')).toBeNull(); // does not fit in 15
     expect(() => elasticIpLabel('eth0 x', 'mc')).toThrow(NetworkValidationError);
+  });
+});
+
+describe('assertHostname', () => {
+  test.each(['ip-10-11-0-5', 'i-0123456789abcdef0', 'a', 'web1'])('accepts %s', (name) => {
+    expect(assertHostname(name)).toBe(name);
+  });
+  // Digits only reads as an address (`ping 1234` goes to 0.0.4.210).
+  test.each(['1234', '', '-a', 'a-', 'A', 'a.b', 'a_b', 'x'.repeat(64)])('refuses %j', (name) => {
+    expect(() => assertHostname(name)).toThrow(/hostname/);
+  });
+});
+
+describe('vpcBridgeKey', () => {
+  test('is the part of the VPC id its bridge is named after', () => {
+    expect(vpcBridgeKey('vpc-0123456789abcdef0')).toBe('012345678');
+    expect(vpcBridgeName('mc', 'vpc-0123456789abcdef0')).toBe(
+      `mcv${vpcBridgeKey('vpc-0123456789abcdef0')}`,
+    );
+    expect(() => vpcBridgeKey('vpc-../etc')).toThrow();
   });
 });

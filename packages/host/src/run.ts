@@ -1,4 +1,5 @@
 import { execFile, spawn } from 'node:child_process';
+import { CommandRelay, type RelayReply, type RelayRequest } from './relay.js';
 
 /** The one place where minicloud runs host commands: argv arrays, never a shell, always a timeout. */
 
@@ -42,37 +43,79 @@ export type CommandRunner = (
 const DEFAULT_TIMEOUT_MS = 30_000;
 const SAFE_COMMAND = /^[A-Za-z0-9_./-]+$/;
 
-export const run: CommandRunner = (command, args, options = {}) => {
+const relay = new CommandRelay();
+
+/**
+ * Run a host command and collect its output. Commands start from a small relay process (forks
+ * from this big one would stall its event loop); MINICLOUD_HOST_RELAY=off starts them directly.
+ */
+export const run: CommandRunner = async (command, args, options = {}) => {
   if (!SAFE_COMMAND.test(command))
     throw new Error(`refusing to run command ${JSON.stringify(command)}`);
-  const timeout = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  return new Promise((resolve, reject) => {
+  const request = {
+    command,
+    args: [...args],
+    timeoutMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    input: options.input,
+    env: options.env ?? process.env,
+    cwd: options.cwd,
+  };
+  let reply: RelayReply;
+  try {
+    reply =
+      process.env.MINICLOUD_HOST_RELAY === 'off'
+        ? await execDirect(request)
+        : await relay.exec(request);
+  } catch (e) {
+    throw new HostCommandError(command, args, null, (e as Error).message, false);
+  }
+  const { stdout, stderr, error } = reply;
+  if (!error) return { stdout, stderr, exitCode: 0 };
+  const exitCode = typeof error.code === 'number' ? error.code : null;
+  if (exitCode !== null && options.okExitCodes?.includes(exitCode)) {
+    return { stdout, stderr, exitCode };
+  }
+  const timedOut = error.killed === true && exitCode === null;
+  const detail = typeof error.code === 'string' ? `${error.code} ${stderr}` : stderr;
+  throw new HostCommandError(command, args, exitCode, detail, timedOut);
+};
+
+/** Start the command from this process (what the relay's child does for it). */
+function execDirect(request: RelayRequest): Promise<RelayReply> {
+  return new Promise((resolve) => {
     const child = execFile(
-      command,
-      [...args],
+      request.command,
+      [...request.args],
       {
-        timeout,
+        timeout: request.timeoutMs,
         killSignal: 'SIGKILL',
         maxBuffer: 64 * 1024 * 1024,
-        env: options.env ?? process.env,
-        cwd: options.cwd,
+        env: request.env,
+        cwd: request.cwd,
         encoding: 'utf8',
       },
       (error, stdout, stderr) => {
-        if (!error) return resolve({ stdout, stderr, exitCode: 0 });
-        const err = error as NodeJS.ErrnoException & { code?: unknown; killed?: boolean };
-        const exitCode = typeof err.code === 'number' ? err.code : null;
-        if (exitCode !== null && options.okExitCodes?.includes(exitCode)) {
-          return resolve({ stdout, stderr, exitCode });
-        }
-        const timedOut = err.killed === true && exitCode === null;
-        const detail = typeof err.code === 'string' ? `${err.code} ${stderr}` : stderr;
-        reject(new HostCommandError(command, args, exitCode, detail, timedOut));
+        const err = error as (NodeJS.ErrnoException & { killed?: boolean }) | null;
+        resolve({
+          stdout,
+          stderr,
+          error: err
+            ? {
+                code: (err.code as number | string | undefined) ?? null,
+                killed: err.killed === true,
+              }
+            : null,
+        });
       },
     );
-    if (options.input !== undefined) child.stdin?.end(options.input);
+    if (request.input !== undefined) child.stdin?.end(request.input);
   });
-};
+}
+
+/** End the relay's child now (tests and shutdown; it also ends by itself when idle). */
+export function stopCommandRelay(): void {
+  relay.stop();
+}
 
 /**
  * Start a long-running process detached from this one (it outlives the worker), with its

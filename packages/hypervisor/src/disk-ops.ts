@@ -35,6 +35,8 @@ export type ActiveState = 'running' | 'paused' | 'shutoff' | 'crashed' | 'other'
 export interface DiskOpsHost {
   readonly uri: string;
   readonly run: CommandRunner;
+  /** Default timeout of one virsh run (a stuck libvirtd makes virsh hang; it is killed). */
+  readonly virshTimeoutMs?: number;
   /**
    * Domain XML; inactive: the persistent config; otherwise the live definition (libvirt returns
    * the config when the domain is off). null when the domain is not defined.
@@ -181,12 +183,15 @@ export class DiskOps {
         argv = args.map((a) => (a === '{xml}' ? file : a));
       }
       const r = await this.host.run('virsh', ['-c', this.host.uri, ...argv], {
-        timeoutMs: options.timeoutMs ?? 60_000,
+        timeoutMs: options.timeoutMs ?? this.host.virshTimeoutMs ?? 60_000,
       });
       return r.stdout;
     } catch (e) {
       if (e instanceof HypervisorError) throw e;
       const text = stderrOf(e);
+      if (e instanceof HostCommandError && e.timedOut) {
+        throw new HypervisorError('LibvirtTimeout', `${what}: ${e.message}`, e);
+      }
       throw new HypervisorError(classifyVirshDiskError(text), `${what}: ${text}`, e);
     } finally {
       if (dir) await rm(dir, { recursive: true, force: true });

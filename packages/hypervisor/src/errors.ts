@@ -14,6 +14,8 @@ export type HypervisorErrorCode =
   | 'DomainNotRunning'
   | 'DomainNameConflict'
   | 'LibvirtConnectionError'
+  /** libvirtd did not answer within the deadline (the call was abandoned; it may still run). */
+  | 'LibvirtTimeout'
   | 'LibvirtError'
   // disks (disk-ops.ts)
   /** A bad disk / iotune / backup request: nothing reached libvirt. */

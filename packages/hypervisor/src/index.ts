@@ -5,3 +5,4 @@ export * from './libvirt.js';
 export * from './xml.js';
 export * from './disk-xml.js';
 export * from './disk-ops.js';
+export * from './call-gate.js';

@@ -26,6 +26,7 @@ import {
   isDomainNotRunningError,
   toHypervisorError,
 } from './errors.js';
+import { CallGate } from './call-gate.js';
 
 export type DomainState = 'running' | 'shutoff' | 'paused' | 'crashed' | 'other';
 
@@ -131,6 +132,18 @@ export interface LibvirtHypervisorOptions {
   uri: string;
   /** Runs virsh for what the binding lacks (reboot, undefine flags). Default @minicloud/host run. */
   run?: CommandRunner;
+  /**
+   * Deadline of one operation (all its libvirt calls, opening the connection included; a
+   * shutdown's wait for the guest is separate). Default 30 s; virsh runs get twice this.
+   */
+  callTimeoutMs?: number;
+  /**
+   * Native libvirt calls in flight at most. Each holds a thread of libuv's pool (4 threads by
+   * default, UV_THREADPOOL_SIZE) until libvirtd answers: keep it below the pool size. Default 2.
+   */
+  maxConcurrentCalls?: number;
+  /** Where stuck calls are reported. Default: standard error. */
+  log?: (msg: string) => void;
 }
 
 // virDomainState
@@ -169,21 +182,53 @@ const UNDEFINE_NEEDS_FLAGS = /nvram|managed ?save|snapshot|checkpoint/i;
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** One libvirt connection and the native calls running on it. */
+interface Conn {
+  readonly native: LibvirtConnection;
+  /** Native calls inside the binding right now (each holds a libuv thread). */
+  inFlight: number;
+  /** No new call may start on it; it is closed once inFlight reaches 0. */
+  dropped: boolean;
+  closing: Promise<void> | null;
+}
+
+/** One operation (a `call`): its deadline, and whether the caller was already told it failed. */
+interface Op {
+  readonly what: string;
+  readonly deadline: number;
+  aborted: boolean;
+  conn: Conn | null;
+}
+
+export const DEFAULT_LIBVIRT_CALL_TIMEOUT_MS = 30_000;
+export const DEFAULT_LIBVIRT_MAX_CONCURRENT_CALLS = 2;
+
+/** Thrown into an operation's own code when it goes on after its caller gave up. */
+const ABORTED = 'libvirt operation abandoned after its deadline';
+/** Matches isConnectionError: the call runs again on a new connection. */
+const CONNECTION_DROPPED = 'libvirt connection closed (dropped)';
+
 /**
  * Hypervisor over libvirt through @unraid/libvirt: one lazily opened connection, re-opened when
  * libvirtd went away. Every method is idempotent; "not found"/"not running" races between a
  * lookup and an action are treated as the outcome the caller wanted.
+ *
+ * Every operation has a deadline (callTimeoutMs, opening the connection included). One that
+ * passes it fails with LibvirtTimeout (naming the operation, its domain and the URI; logged);
+ * its connection is dropped (later operations open a new one), and the rest of the operation
+ * never reaches libvirt. A native call cannot be cancelled, so a stuck one keeps its thread until
+ * libvirtd answers or the socket closes; at most maxConcurrentCalls of them run at once (see
+ * CallGate), and a connection is closed only when no native call runs on it (closing it under a
+ * call frees what that call uses: seen as "malloc(): unaligned tcache chunk" aborts).
  */
-/** How long closing a connection waits for the calls still running on it. */
-const CLOSE_WAIT_MS = 30_000;
-
 export class LibvirtHypervisor implements Hypervisor {
   readonly uri: string;
+  readonly callTimeoutMs: number;
   private readonly run: CommandRunner;
-  private conn: LibvirtConnection | null = null;
-  private opening: Promise<LibvirtConnection> | null = null;
-  /** Calls running on each connection, so that closing it waits for them. */
-  private readonly inFlight = new Map<LibvirtConnection, number>();
+  private readonly log: (msg: string) => void;
+  private readonly gate: CallGate;
+  private conn: Conn | null = null;
+  private opening: { promise: Promise<Conn>; deadline: number } | null = null;
   private readonly disks: DiskOps;
 
   constructor(options: LibvirtHypervisorOptions) {
@@ -195,9 +240,13 @@ export class LibvirtHypervisor implements Hypervisor {
     }
     this.uri = options.uri;
     this.run = options.run ?? hostRun;
+    this.callTimeoutMs = options.callTimeoutMs ?? DEFAULT_LIBVIRT_CALL_TIMEOUT_MS;
+    this.gate = new CallGate(options.maxConcurrentCalls ?? DEFAULT_LIBVIRT_MAX_CONCURRENT_CALLS);
+    this.log = options.log ?? ((msg) => process.stderr.write(`${msg}\n`));
     this.disks = new DiskOps({
       uri: this.uri,
       run: this.run,
+      virshTimeoutMs: 2 * this.callTimeoutMs,
       domainXml: (name, inactive) => this.domainXml(name, inactive),
       getState: (name) => this.getState(name),
     });
@@ -208,83 +257,187 @@ export class LibvirtHypervisor implements Hypervisor {
     return this.uri.startsWith('test:');
   }
 
+  /** Native libvirt calls running now (stuck ones included). */
+  get callsInFlight(): number {
+    return this.gate.inUse;
+  }
+
   // -------------------------------------------------------------------------------------------
   // connection
 
-  private connection(): Promise<LibvirtConnection> {
+  private connection(): Promise<Conn> {
     if (this.conn) return Promise.resolve(this.conn);
-    if (!this.opening) {
-      const attempt = (async () => {
-        const c = new LibvirtConnection({ uri: this.uri });
-        try {
-          await c.connectOpen();
-        } catch (e) {
-          throw new HypervisorError(
-            'LibvirtConnectionError',
-            `cannot connect to ${this.uri}: ${(e as Error).message}`,
-            e,
-          );
-        }
-        this.conn = c;
-        return c;
-      })();
-      this.opening = attempt;
+    // An open past its deadline is stuck: leave it (it closes itself if it ever succeeds).
+    if (!this.opening || Date.now() > this.opening.deadline) {
+      const deadline = Date.now() + this.callTimeoutMs;
+      const promise = this.open(deadline);
+      const entry = { promise, deadline };
+      this.opening = entry;
       const clear = () => {
-        if (this.opening === attempt) this.opening = null;
+        if (this.opening === entry) this.opening = null;
       };
-      attempt.then(clear, clear);
+      promise.then(clear, clear);
     }
-    return this.opening;
+    return this.opening.promise;
   }
 
-  private drop(c: LibvirtConnection): void {
-    if (this.conn !== c) return;
-    this.conn = null;
-    void this.closeWhenIdle(c);
-  }
-
-  /**
-   * Close a connection once no call runs on it any more: closing it under a call still inside
-   * the native binding frees what that call uses (seen: "malloc(): unaligned tcache chunk"
-   * aborts). A call stuck past CLOSE_WAIT_MS leaves the connection open rather than crash.
-   */
-  private async closeWhenIdle(c: LibvirtConnection): Promise<void> {
-    const deadline = Date.now() + CLOSE_WAIT_MS;
-    while ((this.inFlight.get(c) ?? 0) > 0) {
-      if (Date.now() > deadline) return;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    this.inFlight.delete(c);
-    await c.connectClose().catch(() => undefined);
-  }
-
-  private async tracked<T>(c: LibvirtConnection, fn: (c: LibvirtConnection) => Promise<T>) {
-    this.inFlight.set(c, (this.inFlight.get(c) ?? 0) + 1);
+  private async open(deadline: number): Promise<Conn> {
+    const conn: Conn = {
+      native: new LibvirtConnection({ uri: this.uri }),
+      inFlight: 0,
+      dropped: false,
+      closing: null,
+    };
+    const release = await this.gate.acquire(
+      deadline,
+      () =>
+        new HypervisorError(
+          'LibvirtTimeout',
+          `connect to ${this.uri}: ${this.gate.inUse} earlier libvirt calls are still stuck`,
+        ),
+    );
+    conn.inFlight++;
     try {
-      return await fn(c);
+      await conn.native.connectOpen();
+    } catch (e) {
+      throw new HypervisorError(
+        'LibvirtConnectionError',
+        `cannot connect to ${this.uri}: ${(e as Error).message}`,
+        e,
+      );
     } finally {
-      this.inFlight.set(c, (this.inFlight.get(c) ?? 1) - 1);
+      conn.inFlight--;
+      release();
     }
+    if (this.conn) {
+      // A newer open won while this one was stuck.
+      this.drop(conn);
+      return this.conn;
+    }
+    this.conn = conn;
+    return conn;
+  }
+
+  /** No new call starts on `conn`; it is closed as soon as no native call runs on it. */
+  private drop(conn: Conn): void {
+    if (this.conn === conn) this.conn = null;
+    conn.dropped = true;
+    if (conn.inFlight === 0) void this.closeConn(conn);
+  }
+
+  private closeConn(conn: Conn): Promise<void> {
+    conn.closing ??= (async () => {
+      // The close is a call to libvirtd too: it takes a slot like any other.
+      const release = await this.gate
+        .acquire(Date.now() + 10 * this.callTimeoutMs, () => new Error('no slot'))
+        .catch(() => null);
+      if (!release) {
+        this.log(`libvirt: a dropped connection to ${this.uri} stays open (libvirt is stuck)`);
+        return;
+      }
+      try {
+        await conn.native.connectClose().catch(() => undefined);
+      } finally {
+        release();
+      }
+    })();
+    return conn.closing;
   }
 
   /**
-   * Run `fn` on the connection; when it fails because the connection broke, reopen once and run
-   * it again (every operation here is safe to repeat). Errors come out as HypervisorError.
+   * One native call of operation `op` on `conn`: never after the operation was given up, never on
+   * a dropped connection, and only with a slot of the gate.
+   */
+  private async native<T>(op: Op, conn: Conn, method: string, args: unknown[]): Promise<T> {
+    if (op.aborted) throw new Error(ABORTED);
+    if (conn.dropped) throw new Error(CONNECTION_DROPPED);
+    const release = await this.gate.acquire(op.deadline, () => this.timeoutError(op));
+    if (op.aborted || conn.dropped) {
+      release();
+      throw new Error(op.aborted ? ABORTED : CONNECTION_DROPPED);
+    }
+    conn.inFlight++;
+    const started = Date.now();
+    try {
+      const fn = (conn.native as unknown as Record<string, (...a: unknown[]) => Promise<T>>)[
+        method
+      ] as (...a: unknown[]) => Promise<T>;
+      return await fn.apply(conn.native, args);
+    } finally {
+      conn.inFlight--;
+      release();
+      const took = Date.now() - started;
+      if (took > this.callTimeoutMs) {
+        this.log(`libvirt: ${method} (${op.what}) returned after ${took} ms`);
+      }
+      if (conn.dropped && conn.inFlight === 0) void this.closeConn(conn);
+    }
+  }
+
+  /** The binding's connection as `op` may use it: every method goes through native(). */
+  private bind(op: Op, conn: Conn): LibvirtConnection {
+    return new Proxy(conn.native, {
+      get: (target, prop, receiver) => {
+        const value: unknown = Reflect.get(target, prop, receiver);
+        if (typeof value !== 'function' || typeof prop !== 'string') return value;
+        return (...args: unknown[]) => this.native(op, conn, prop, args);
+      },
+    });
+  }
+
+  private timeoutError(op: Op): HypervisorError {
+    const stuck = this.gate.inUse;
+    return new HypervisorError(
+      'LibvirtTimeout',
+      `${op.what}: libvirt (${this.uri}) did not answer within ${this.callTimeoutMs} ms` +
+        (stuck ? ` (${stuck} libvirt calls still waiting for libvirtd)` : ''),
+    );
+  }
+
+  /**
+   * Run `fn` on the connection within the deadline; when it fails because the connection broke,
+   * reopen once and run it again (every operation here is safe to repeat). Errors come out as
+   * HypervisorError; past the deadline, LibvirtTimeout (logged), and the connection is dropped.
    */
   private async call<T>(what: string, fn: (c: LibvirtConnection) => Promise<T>): Promise<T> {
-    const c = await this.connection();
+    const op: Op = { what, deadline: Date.now() + this.callTimeoutMs, aborted: false, conn: null };
+    const work = this.attempt(op, fn);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        op.aborted = true;
+        const err = this.timeoutError(op);
+        this.log(`libvirt: ${err.message}; connection dropped`);
+        if (op.conn) this.drop(op.conn);
+        reject(err);
+      }, this.callTimeoutMs);
+    });
     try {
-      return await this.tracked(c, fn);
+      return await Promise.race([work, deadline]);
+    } finally {
+      clearTimeout(timer);
+      work.catch(() => undefined); // it finishes (or fails) on its own after a timeout
+    }
+  }
+
+  private async attempt<T>(op: Op, fn: (c: LibvirtConnection) => Promise<T>): Promise<T> {
+    const c = await this.connection();
+    op.conn = c;
+    try {
+      return await fn(this.bind(op, c));
     } catch (e) {
-      if (!isConnectionError(e)) throw toHypervisorError(e, what);
+      if (op.aborted) throw this.timeoutError(op);
+      if (!isConnectionError(e)) throw toHypervisorError(e, op.what);
       this.drop(c);
     }
     const c2 = await this.connection();
+    op.conn = c2;
     try {
-      return await this.tracked(c2, fn);
+      return await fn(this.bind(op, c2));
     } catch (e) {
+      if (op.aborted) throw this.timeoutError(op);
       if (isConnectionError(e)) this.drop(c2);
-      throw toHypervisorError(e, what);
+      throw toHypervisorError(e, op.what);
     }
   }
 
@@ -494,7 +647,9 @@ export class LibvirtHypervisor implements Hypervisor {
     // (via @minicloud/host, argv only). `reboot` asks the guest over ACPI; `reset` is a hard reset.
     const verb = options.hard ? 'reset' : 'reboot';
     try {
-      await this.run('virsh', ['-c', this.uri, verb, '--domain', name], { timeoutMs: 30_000 });
+      await this.run('virsh', ['-c', this.uri, verb, '--domain', name], {
+        timeoutMs: 2 * this.callTimeoutMs,
+      });
     } catch (e) {
       throw this.virshError(e, `${verb} ${name}`);
     }
@@ -533,7 +688,7 @@ export class LibvirtHypervisor implements Hypervisor {
           '--snapshots-metadata',
           '--checkpoints-metadata',
         ],
-        { timeoutMs: 30_000 },
+        { timeoutMs: 2 * this.callTimeoutMs },
       );
     } catch (e) {
       const err = this.virshError(e, `undefine ${name}`);
@@ -628,13 +783,31 @@ export class LibvirtHypervisor implements Hypervisor {
     return this.disks.backupDisk(name, target, destPath, options);
   }
 
+  /**
+   * Close the connection once no call runs on it; waits at most callTimeoutMs for stuck calls
+   * (the connection then closes when they return).
+   */
   async close(): Promise<void> {
     const c = this.conn;
-    this.conn = null;
-    if (c) await this.closeWhenIdle(c);
+    if (!c) return;
+    this.drop(c);
+    let timer: NodeJS.Timeout | undefined;
+    const closed = new Promise<void>((resolve) => {
+      const poll = () => {
+        if (c.closing) void c.closing.then(resolve);
+        else timer = setTimeout(poll, 20);
+      };
+      poll();
+    });
+    const gaveUp = new Promise<void>((resolve) => setTimeout(resolve, this.callTimeoutMs).unref());
+    await Promise.race([closed, gaveUp]);
+    clearTimeout(timer);
   }
 
   private virshError(e: unknown, what: string): HypervisorError {
+    if (e instanceof HostCommandError && e.timedOut) {
+      return new HypervisorError('LibvirtTimeout', `${what}: ${e.message}`, e);
+    }
     const stderr = e instanceof HostCommandError ? e.stderr : String(e);
     if (/failed to get domain|Domain not found/i.test(stderr)) {
       return new HypervisorError('DomainNotFound', `${what}: ${stderr.trim()}`, e);

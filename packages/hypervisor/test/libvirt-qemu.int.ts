@@ -149,8 +149,9 @@ describe('LibvirtHypervisor on qemu:///system (TCG)', () => {
     const s = spec();
     await hv.ensureDefined(s);
     // Simulate libvirtd dropping us: close the binding's connection behind the driver's back.
-    const inner = (hv as unknown as { conn: { connectClose(): Promise<void> } | null }).conn;
-    expect(inner).not.toBeNull();
+    const inner = (hv as unknown as { conn: { native: { connectClose(): Promise<void> } } | null })
+      .conn?.native;
+    expect(inner).toBeTruthy();
     await inner!.connectClose();
     expect(await hv.getState(s.name)).toBe('shutoff');
     await hv.undefine(s.name);

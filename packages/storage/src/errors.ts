@@ -4,6 +4,10 @@ export type StorageErrorCode =
   | 'InvalidImage'
   | 'ImageDownloadFailed'
   | 'ImageTooLarge'
+  /** An image URL (or a redirect, or an address its name resolves to) that may not be fetched. */
+  | 'ImageSourceForbidden'
+  /** The images directory has not enough free space for the image. */
+  | 'InsufficientImageCapacity'
   | 'ChecksumMismatch'
   | 'OverlayMismatch'
   | 'StorageCommandFailed'

@@ -1,11 +1,23 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, realpath, rename, rm, stat, unlink } from 'node:fs/promises';
+import {
+  link,
+  mkdir,
+  open,
+  readdir,
+  realpath,
+  rename,
+  rm,
+  stat,
+  statfs,
+  unlink,
+} from 'node:fs/promises';
 import { isAbsolute, join, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { run as hostRun, type CommandRunner, pathExists } from '@minicloud/host';
 import { StorageError } from './errors.js';
+import { openDownload, type DownloadPolicy } from './http-download.js';
 import { renderQcow2Image } from './qcow2.js';
 import {
   assertSafeImage,
@@ -82,9 +94,20 @@ export interface ImageStoreOptions {
   allowLocalSourcesUnder?: string[];
   /** Largest file accepted (default 64 GiB). */
   maxImageBytes?: number;
+  /**
+   * Space left free in the images directory's file system after an import (default 1 GiB): an
+   * image that would eat into it is refused up front (Content-Length) or while streaming.
+   */
+  keepFreeBytes?: number;
+  /** What URLs may reach (allow-list), timeouts, redirects: see DownloadPolicy. */
+  download?: DownloadPolicy;
   run?: CommandRunner;
-  /** Injected for tests; default globalThis.fetch. */
-  fetch?: typeof fetch;
+}
+
+/** The most bytes an import may write, and the error for going past it. */
+interface ByteLimit {
+  bytes: number;
+  error(size: number | null): StorageError;
 }
 
 /** Throttles progress: fires when another 1% is done or 250 ms passed, plus a final call. */
@@ -133,8 +156,9 @@ export class ImageStore {
   readonly imagesDir: string;
   private readonly allowLocal: string[] | null;
   private readonly maxImageBytes: number;
+  private readonly keepFreeBytes: number;
+  private readonly downloadPolicy: DownloadPolicy;
   private readonly run: CommandRunner;
-  private readonly fetchImpl: typeof fetch;
 
   constructor(options: ImageStoreOptions) {
     if (!isAbsolute(options.imagesDir)) {
@@ -146,8 +170,32 @@ export class ImageStore {
     this.imagesDir = options.imagesDir;
     this.allowLocal = options.allowLocalSourcesUnder ?? null;
     this.maxImageBytes = options.maxImageBytes ?? 64 * 1024 ** 3;
+    this.keepFreeBytes = options.keepFreeBytes ?? 1024 ** 3;
+    this.downloadPolicy = options.download ?? {};
     this.run = options.run ?? hostRun;
-    this.fetchImpl = options.fetch ?? globalThis.fetch;
+  }
+
+  /** The cap, or less when the images directory's file system has less room (keeping a reserve). */
+  private async byteLimit(): Promise<ByteLimit> {
+    const fs = await statfs(this.imagesDir);
+    const free = Math.max(0, fs.bavail * fs.bsize - this.keepFreeBytes);
+    const max = this.maxImageBytes;
+    if (max <= free) {
+      return {
+        bytes: max,
+        error: () =>
+          new StorageError('ImageTooLarge', `image is larger than the limit of ${max} bytes`),
+      };
+    }
+    return {
+      bytes: free,
+      error: (size) =>
+        new StorageError(
+          'InsufficientImageCapacity',
+          `image is ${size === null ? `over ${free}` : size} bytes, but the images directory ` +
+            `has only ${free} bytes free (keeping ${this.keepFreeBytes} in reserve)`,
+        ),
+    };
   }
 
   imagePath(imageId: string, format: ImageFormat): string {
@@ -264,17 +312,17 @@ export class ImageStore {
     input: Readable,
     dest: string,
     totalBytes: number | null,
+    limit: ByteLimit,
     req: ImportImageRequest,
   ): Promise<{ sha256: string; size: number }> {
     const hash = createHash('sha256');
     let copied = 0;
     const progress = progressThrottle(req.onProgress, totalBytes);
-    const max = this.maxImageBytes;
     const meter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         copied += chunk.length;
-        if (copied > max) {
-          cb(new StorageError('ImageTooLarge', `image is larger than ${max} bytes`));
+        if (copied > limit.bytes) {
+          cb(limit.error(null));
           return;
         }
         hash.update(chunk);
@@ -329,54 +377,44 @@ export class ImageStore {
         'InvalidParameterValue',
         `image source ${source} is not a regular file`,
       );
-    if (st.size > this.maxImageBytes) {
-      throw new StorageError('ImageTooLarge', `image is larger than ${this.maxImageBytes} bytes`);
-    }
-    return this.writeStream(createReadStream(real), dest, st.size, req);
+    const limit = await this.byteLimit();
+    if (st.size > limit.bytes) throw limit.error(st.size);
+    return this.writeStream(createReadStream(real), dest, st.size, limit, req);
   }
 
   private async download(url: string, dest: string, req: ImportImageRequest) {
+    const limit = await this.byteLimit();
+    const download = await openDownload(url, this.downloadPolicy, req.signal);
+    const { response: res } = download;
     try {
-      const u = new URL(url);
-      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error(u.protocol);
-    } catch (e) {
-      throw new StorageError(
-        'InvalidParameterValue',
-        `invalid image URL ${JSON.stringify(url)}`,
-        e,
-      );
+      const status = res.statusCode ?? 0;
+      if (status < 200 || status > 299) {
+        throw new StorageError('ImageDownloadFailed', `GET ${download.url}: HTTP ${status}`);
+      }
+      const header = res.headers['content-length'];
+      const len =
+        header === undefined || res.headers['content-encoding'] !== undefined
+          ? NaN
+          : Number(header);
+      const total = Number.isSafeInteger(len) && len >= 0 ? len : null;
+      if (total !== null && total > limit.bytes) throw limit.error(total);
+      let out: { sha256: string; size: number };
+      try {
+        out = await this.writeStream(res, dest, total, limit, req);
+      } catch (e) {
+        // A cut connection says only "aborted": the reason is why we cut it.
+        throw download.failure() ?? e;
+      }
+      if (total !== null && out.size !== total) {
+        throw new StorageError(
+          'ImageDownloadFailed',
+          `GET ${download.url}: got ${out.size} of ${total} bytes`,
+        );
+      }
+      return out;
+    } finally {
+      download.close();
     }
-    let res: Response;
-    try {
-      res = await this.fetchImpl(url, { signal: req.signal, redirect: 'follow' });
-    } catch (e) {
-      if ((e as Error).name === 'AbortError') throw e;
-      throw new StorageError(
-        'ImageDownloadFailed',
-        `GET ${url} failed: ${(e as Error).message}`,
-        e,
-      );
-    }
-    if (!res.ok || !res.body) {
-      await res.body?.cancel().catch(() => undefined);
-      throw new StorageError('ImageDownloadFailed', `GET ${url}: HTTP ${res.status}`);
-    }
-    const header = res.headers.get('content-length');
-    const len = header === null || res.headers.has('content-encoding') ? NaN : Number(header);
-    const total = Number.isSafeInteger(len) && len >= 0 ? len : null;
-    if (total !== null && total > this.maxImageBytes) {
-      await res.body.cancel().catch(() => undefined);
-      throw new StorageError('ImageTooLarge', `image is larger than ${this.maxImageBytes} bytes`);
-    }
-    const body = Readable.fromWeb(res.body as import('node:stream/web').ReadableStream<Uint8Array>);
-    const out = await this.writeStream(body, dest, total, req);
-    if (total !== null && out.size !== total) {
-      throw new StorageError(
-        'ImageDownloadFailed',
-        `GET ${url}: got ${out.size} of ${total} bytes`,
-      );
-    }
-    return out;
   }
 
   /** Remove the image (any format) and a partial import; missing is fine. */

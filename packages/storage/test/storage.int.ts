@@ -9,6 +9,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
+import { parseOutboundAllowList } from '@minicloud/domain';
 import { run } from '@minicloud/host';
 import {
   ensureOverlay,
@@ -111,7 +112,12 @@ afterAll(async () => {
 });
 
 function store() {
-  return new ImageStore({ imagesDir, allowLocalSourcesUnder: [src] });
+  return new ImageStore({
+    imagesDir,
+    allowLocalSourcesUnder: [src],
+    // The test server is on loopback, which imports may reach only when an admin allows it.
+    download: { allow: parseOutboundAllowList('127.0.0.1').allow },
+  });
 }
 
 async function noPartials() {

@@ -11,6 +11,7 @@ import { createApiApp } from '@minicloud/app-api';
 import { NetworkService } from '@minicloud/app-api/networks';
 import { MinicloudClient } from '@minicloud/client';
 import { removePath } from '@minicloud/host';
+import { parseOutboundAllowList } from '@minicloud/domain';
 import { REPO_ROOT } from './paths.js';
 
 /**
@@ -53,7 +54,15 @@ export async function freshDatabase(dir: string): Promise<Db> {
  * The API alone against a real SQLite file and the real Redis (no worker): for validation,
  * idempotency and allocation tests.
  */
-export async function startApiOnly(options: { networkCidr?: string; redisUrl?: string } = {}) {
+export async function startApiOnly(
+  options: {
+    networkCidr?: string;
+    /** MINICLOUD_IMAGE_IMPORT_ALLOW (default: none, as in production). */
+    imageImportAllow?: string;
+    /** Another Redis than the tests' shared one (e.g. one the test stops). */
+    redisUrl?: string;
+  } = {},
+) {
   const dir = await mkdtemp(join(tmpdir(), 'minicloud-test-api-'));
   const db = await freshDatabase(dir);
   const prefix = testPrefix('ma');
@@ -73,6 +82,7 @@ export async function startApiOnly(options: { networkCidr?: string; redisUrl?: s
       terminatedRetentionMs: 3600_000,
       instancesDir: join(dir, 'instances'),
       imageImportDirs: ['/srv/images'],
+      imageImportAllow: parseOutboundAllowList(options.imageImportAllow ?? '').allow,
       maxVolumeGiB: 1024,
     },
   };

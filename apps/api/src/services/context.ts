@@ -1,3 +1,4 @@
+import type { OutboundAllowList } from '@minicloud/domain';
 import type { Db } from '@minicloud/db';
 import type { JobQueue } from '@minicloud/queue';
 
@@ -12,6 +13,8 @@ export interface ServiceContext {
     maxUserDataBytes: number;
     terminatedRetentionMs: number;
     imageImportDirs: string[];
+    /** What an image URL may name beyond public addresses (MINICLOUD_IMAGE_IMPORT_ALLOW). */
+    imageImportAllow: OutboundAllowList;
     maxVolumeGiB: number;
   };
 }

@@ -1,6 +1,6 @@
 import { jobIds } from '@minicloud/queue';
 import { resolve } from 'node:path';
-import { CloudError, errors, newId } from '@minicloud/domain';
+import { CloudError, errors, newId, outboundUrlProblem } from '@minicloud/domain';
 import { countLiveInstances, findImage, listImages } from '@minicloud/db';
 import type { Image } from '@prisma/client';
 import type { ServiceContext } from './context.js';
@@ -49,6 +49,10 @@ export class ImageService {
           `Local image sources must be under ${settings.imageImportDirs.join(', ')} (MINICLOUD_IMAGE_IMPORT_DIRS).`,
         );
       }
+    } else {
+      // What is plainly forbidden is refused here; the worker checks every address it connects to.
+      const problem = outboundUrlProblem(input.source, settings.imageImportAllow);
+      if (problem) throw errors.invalidParameter(`The image source cannot be fetched: ${problem}.`);
     }
     const clash = await db.image.findFirst({
       where: { name: input.name, state: { notIn: ['deregistered', 'failed'] } },

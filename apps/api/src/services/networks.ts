@@ -1,4 +1,4 @@
-import { CloudError, errors, newId } from '@minicloud/domain';
+import { CloudError, errors, newId, vpcBridgeKey } from '@minicloud/domain';
 import {
   countLiveInstances,
   deleteTags,
@@ -73,9 +73,6 @@ const gatewayNotFound = (id: string) =>
     `The internet gateway ID '${id}' does not exist.`,
   );
 
-/** The bridge of a VPC is named after these 9 hex digits of its id (see vpcBridgeName). */
-const bridgeKeyOf = (vpcId: string) => vpcId.slice(4, 13);
-
 /**
  * VPCs, subnets and internet gateways. The database is the IPAM and the source of truth; every
  * change is one transaction, then one 'network.apply' job makes the host match.
@@ -103,7 +100,7 @@ export class NetworkService {
         try {
           return await this.ctx.db.$transaction(async (tx) => {
             const row = await tx.vpc.create({
-              data: { id, cidrBlock: cidr, bridgeKey: bridgeKeyOf(id), state: 'pending' },
+              data: { id, cidrBlock: cidr, bridgeKey: vpcBridgeKey(id), state: 'pending' },
               include: { gateway: true },
             });
             await ensureDefaultGroup(tx, id);
@@ -449,7 +446,7 @@ export class NetworkService {
         data: {
           id,
           cidrBlock: cidr,
-          bridgeKey: bridgeKeyOf(id),
+          bridgeKey: vpcBridgeKey(id),
           isDefault: true,
           state: 'pending',
         },

@@ -3,6 +3,14 @@ import { UnrecoverableError, type Job } from '@minicloud/queue';
 import type { WorkerDeps } from '../context.js';
 import { isLastAttempt, reasonOf } from './failure.js';
 
+/** Import errors no retry can fix: a bad image, a forbidden source, an image over the cap. */
+const PERMANENT = new Set([
+  'InvalidImage',
+  'InvalidParameterValue',
+  'ImageSourceForbidden',
+  'ImageTooLarge',
+]);
+
 /** image.import: copy or download, hash, inspect and refuse unsafe images; progress on the row. */
 export async function importImage(deps: WorkerDeps, imageId: string, job: Job): Promise<void> {
   await deps.locks.run(imageId, async () => {
@@ -42,7 +50,7 @@ export async function importImage(deps: WorkerDeps, imageId: string, job: Job): 
       deps.log(`image ${imageId} available (${result.format}, ${result.sizeBytes} bytes)`);
     } catch (error) {
       await lastWrite.catch(() => {});
-      const permanent = (error as { code?: string }).code === 'InvalidImage';
+      const permanent = PERMANENT.has((error as { code?: string }).code ?? '');
       if (permanent || isLastAttempt(job, error)) {
         await deps.db.image.update({
           where: { id: imageId },

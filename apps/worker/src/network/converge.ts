@@ -56,10 +56,8 @@ async function convergeOnce(deps: WorkerDeps): Promise<ConvergeReport> {
     listLiveInstancePorts(deps.db),
   ]);
   const { vpcs } = buildRulesetModel(deps.settings, vpcRows, eipRows, report.skipped);
-  // A VPC left out of the model (bad row) keeps its bridge: removing it would cut its guests off.
-  const rowIds = new Set(vpcRows.map((v) => v.id));
-
-  await step('unused VPC networks', () => removeUnusedVpcNetworks(deps, rowIds, report.removed));
+  // A VPC left out of the model (bad row) keeps its bridge: only VPCs without a row are removed.
+  await step('unused VPC networks', () => removeUnusedVpcNetworks(deps, report.removed));
   await step('ruleset', () => applyVpcRulesetNow(deps, report, vpcRows));
   await forEachLimit(vpcs, 4, (v) =>
     step(v.row.id, async () => {

@@ -1,6 +1,6 @@
 import { basename, join } from 'node:path';
 import { vpcBridgeName } from '@minicloud/domain';
-import { markVpcAvailable, type VpcWithSubnets } from '@minicloud/db';
+import { listVpcIds, markVpcAvailable, type VpcWithSubnets } from '@minicloud/db';
 import type { EnsureNetworkResult, VpcNetworkSpec } from '@minicloud/network';
 import type { WorkerDeps } from '../context.js';
 import { stateOf } from './state.js';
@@ -44,14 +44,13 @@ export function ensureVpc(
 }
 
 /** Bridges, dnsmasq and state directories of VPCs that no row references (all of them: none). */
-export async function removeUnusedVpcNetworks(
-  deps: WorkerDeps,
-  vpcIds: ReadonlySet<string>,
-  removed: string[],
-): Promise<void> {
+export async function removeUnusedVpcNetworks(deps: WorkerDeps, removed: string[]): Promise<void> {
   const { prefix, networksDir } = deps.settings;
+  // Host objects first, rows after: a VPC's row is committed before anything of it is made on
+  // the host, so whatever this listing finds of a VPC that exists has its row in the read below
+  // (a snapshot read earlier would miss a VPC made since, and its bridge and taps would go).
   const owned = await deps.network.listOwnedVpcObjects(prefix, { stateRoot: networksDir });
-  const wanted = new Set([...vpcIds].filter((id) => VPC_ID_RE.test(id)));
+  const wanted = new Set([...(await listVpcIds(deps.db))].filter((id) => VPC_ID_RE.test(id)));
   const wantedBridges = new Set([...wanted].map((id) => vpcBridgeName(prefix, id)));
   const unused = new Map<string, { stateDir: string; vpcId: string | null }>();
   for (const dir of owned.stateDirs) {

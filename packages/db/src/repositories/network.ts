@@ -37,6 +37,11 @@ export function listVpcsWithSubnets(db: DbClient): Promise<VpcWithSubnetsAndGate
 }
 
 /** A VPC and the given subnets of it leave `pending` (they are made on the host). */
+/** The ids of every VPC row. */
+export async function listVpcIds(db: DbClient): Promise<Set<string>> {
+  return new Set((await db.vpc.findMany({ select: { id: true } })).map((v) => v.id));
+}
+
 export async function markVpcAvailable(
   db: DbClient,
   vpcId: string,
