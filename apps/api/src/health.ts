@@ -38,7 +38,7 @@ export function healthHandler(deps: {
 }) {
   const checks: Record<string, HealthCheck> = {
     database: () => deps.db.$queryRawUnsafe('SELECT 1'),
-    redis: () => deps.queue.assertAvailable(CHECK_TIMEOUT_MS),
+    redis: () => deps.queue.assertAvailable(CHECK_TIMEOUT_MS, { fresh: true }),
     ...deps.extraChecks,
   };
   return async (_req: Request, res: Response) => {

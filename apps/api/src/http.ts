@@ -40,8 +40,8 @@ export function requireQueueForChanges(queue: JobQueue, exempt: RegExp) {
   return async (req: Request, _res: Response, next: NextFunction) => {
     if (req.method === 'GET' || req.method === 'HEAD' || exempt.test(req.path)) return next();
     try {
-      // 1 s here and at most 2 s for the enqueue after the commit: an answer within 5 s.
-      await queue.assertAvailable(1000);
+      // 1.5 s here and at most 2 s for the enqueue after the commit: an answer within 5 s.
+      await queue.assertAvailable(1500);
       next();
     } catch (e) {
       next(e);

@@ -170,6 +170,8 @@ export class JobQueue {
   private connectedOnce = false;
   /** The connection's last error, to say why Redis is unavailable. */
   private lastError = '';
+  /** When Redis last answered a call (ms since the epoch). */
+  private lastAnswerAt = 0;
 
   constructor(private readonly options: QueueOptions) {
     this.timeoutMs = options.timeoutMs ?? 2000;
@@ -177,7 +179,9 @@ export class JobQueue {
       ...options.connection,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
-      commandTimeout: this.timeoutMs,
+      // Only a backstop: each call has its own deadline (bounded), which lets an answer delayed
+      // by a busy event loop in first; a timer here would fire with it and fail a live Redis.
+      commandTimeout: Math.max(this.timeoutMs * 5, 10_000),
       connectTimeout: this.timeoutMs,
       // Reconnect quickly once Redis is back (ioredis' default backs off up to 2 s as well).
       retryStrategy: (times) => Math.min(times * 100, 1000),
@@ -204,7 +208,13 @@ export class JobQueue {
    * Throw QueueUnavailableError unless Redis answers a PING now (within the timeout): checked
    * before a change is committed, so a request that needs the queue fails before it writes.
    */
-  async assertAvailable(timeoutMs = this.timeoutMs): Promise<void> {
+  async assertAvailable(
+    timeoutMs = this.timeoutMs,
+    options: { fresh?: boolean } = {},
+  ): Promise<void> {
+    // A command answered a moment ago: no PING per request in a burst (`fresh`: always PING).
+    const recent = Date.now() - this.lastAnswerAt < 1000;
+    if (this.redis.status === 'ready' && recent && !options.fresh) return;
     const why = () => `not connected${this.lastError ? ` (${this.lastError})` : ''}`;
     if (this.redis.status !== 'ready') {
       if (this.connectedOnce) throw new QueueUnavailableError(why());
@@ -219,13 +229,18 @@ export class JobQueue {
   private async bounded<T>(work: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_resolve, reject) => {
+      // setImmediate: an answer that came while the event loop was busy (the timer and the reply
+      // both due) is read first, so a loaded process does not report a live Redis as down.
       timer = setTimeout(
-        () => reject(new QueueUnavailableError(`no answer within ${timeoutMs} ms`)),
+        () =>
+          setImmediate(() => reject(new QueueUnavailableError(`no answer within ${timeoutMs} ms`))),
         timeoutMs,
       );
     });
     try {
-      return await Promise.race([work(), deadline]);
+      const result = await Promise.race([work(), deadline]);
+      this.lastAnswerAt = Date.now();
+      return result;
     } catch (e) {
       if (e instanceof QueueUnavailableError) throw e;
       const message = (e as Error)?.message ?? String(e);
