@@ -40,13 +40,10 @@ if [ ! -f node_modules/.prisma/client/index.js ] || [ prisma/schema.prisma -nt n
 fi
 
 # Services. There may be no systemd (containers, CI): start the daemons directly when needed.
-if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
-  say "starting redis-server on 127.0.0.1:6379"
-  mkdir -p /var/lib/minicloud-redis
-  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --dir /var/lib/minicloud-redis \
-    --save '' --appendonly no --logfile /var/log/minicloud-redis.log 9>&-
-  for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
-fi
+# Redis: loopback only, a generated password, append-only persistence (see setup-redis.sh).
+bash scripts/setup-redis.sh 9>&-
+# minicloud (run.sh) and the tests (test.sh, testkit) read the password from this file.
+export MINICLOUD_REDIS_PASSWORD_FILE="${MINICLOUD_REDIS_DIR:-/var/lib/minicloud-redis}/password"
 if ! pgrep -x virtlogd >/dev/null; then say "starting virtlogd"; virtlogd -d 9>&-; fi
 if ! pgrep -x libvirtd >/dev/null; then
   # Under a child subreaper (tini -s): where PID 1 reaps orphans slowly (containers), every QEMU

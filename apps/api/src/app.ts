@@ -1,7 +1,8 @@
 import express from 'express';
 import { buildOpenApiDocument } from '@minicloud/contracts';
 import { errors } from '@minicloud/domain';
-import { bearerAuth, errorMiddleware, jsonBodiesOnly } from './http.js';
+import { healthHandler, type HealthCheck } from './health.js';
+import { bearerAuth, errorMiddleware, jsonBodiesOnly, requireQueueForChanges } from './http.js';
 import { addressesRouter } from './routes/addresses.js';
 import { imagesRouter } from './routes/images.js';
 import { instanceTypesRouter } from './routes/instance-types.js';
@@ -16,7 +17,12 @@ import { createServices } from './services/index.js';
 export interface ApiDeps extends ServiceContext {
   adminKey: string;
   log: (msg: string, err?: unknown) => void;
+  /** Checks /healthz runs besides the database and Redis (the server adds libvirt). */
+  healthChecks?: Record<string, HealthCheck>;
 }
+
+/** Changes kept only in the database: they need no job, so they work with Redis down. */
+const DATABASE_ONLY = /^\/(key-pairs|instance-types)(\/|$)/;
 
 /**
  * The API: health, bearer auth, JSON, one router per resource under /v1 (each validates and
@@ -29,10 +35,9 @@ export function createApiApp(deps: ApiDeps) {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
+  app.get('/healthz', healthHandler({ ...deps, extraChecks: deps.healthChecks }));
   app.use('/v1', bearerAuth(deps.adminKey));
+  app.use('/v1', requireQueueForChanges(deps.queue, DATABASE_ONLY));
   app.use(express.json({ limit: '64kb', strict: true }));
   app.use(jsonBodiesOnly);
 

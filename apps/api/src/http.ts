@@ -2,7 +2,8 @@ import type { NextFunction, Request, Response } from 'express';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import { z } from 'zod';
 import { CloudError, errors } from '@minicloud/domain';
-import { isDatabaseBusy } from '@minicloud/db';
+import { isDatabaseBusy, isDatabaseUnavailable } from '@minicloud/db';
+import { QueueUnavailableError, type JobQueue } from '@minicloud/queue';
 
 /** Parse a request part with a zod schema; failures become InvalidParameterValue (400). */
 export function parse<T extends z.ZodType>(schema: T, value: unknown): z.infer<T> {
@@ -51,12 +52,40 @@ export function bearerAuth(adminKey: string) {
 }
 
 /**
- * The one place errors become HTTP: CloudError keeps its status; bad JSON is 400; a database
- * that stayed busy past the bounded wait is 503 (nothing was changed; retry); the rest 500.
+ * Changes need the job queue: with Redis down (or hung) they answer 503 ServiceUnavailable before
+ * anything is written, instead of committing work nobody can pick up. Reads, and the resources
+ * kept only in the database (`exempt`, paths under /v1), go on working.
+ */
+export function requireQueueForChanges(queue: JobQueue, exempt: RegExp) {
+  return async (req: Request, _res: Response, next: NextFunction) => {
+    if (req.method === 'GET' || req.method === 'HEAD' || exempt.test(req.path)) return next();
+    try {
+      // 1.5 s here and at most 2 s for the enqueue after the commit: an answer within 5 s.
+      await queue.assertAvailable(1500);
+      next();
+    } catch (e) {
+      next(e);
+    }
+  };
+}
+
+const queueDown = () =>
+  errors.serviceUnavailable('The job queue (Redis) is unavailable; try again later.');
+const databaseDown = () =>
+  errors.serviceUnavailable('The database is unavailable; try again later.');
+
+/**
+ * The one place errors become HTTP: CloudError keeps its status; bad JSON is 400; an unavailable
+ * dependency, or a database that stayed busy past the bounded wait, is 503 (nothing was changed;
+ * retry); the rest 500.
  */
 export function errorMiddleware(log: (msg: string, err: unknown) => void) {
-  return (err: unknown, _req: Request, res: Response, _next: NextFunction) => {
+  return (error: unknown, _req: Request, res: Response, _next: NextFunction) => {
+    let err = error;
+    if (err instanceof QueueUnavailableError) err = queueDown();
+    else if (!isDatabaseBusy(err) && isDatabaseUnavailable(err)) err = databaseDown();
     if (err instanceof CloudError) {
+      if (err.status === 503) log(`unavailable: ${(error as Error).message}`, undefined);
       res.status(err.status).json({ error: { code: err.code, message: err.message } });
       return;
     }

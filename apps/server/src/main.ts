@@ -2,9 +2,9 @@ import { KeyedLock, vpcBridgeName } from '@minicloud/domain';
 import { chmod, mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { loadConfig, ConfigError, type Config } from '@minicloud/config';
-import { applyMigrations, openDatabase } from '@minicloud/db';
+import { applyMigrations, isDatabaseUnavailable, openDatabase } from '@minicloud/db';
 import { fileURLToPath } from 'node:url';
-import { JobQueue, connectionFromUrl } from '@minicloud/queue';
+import { JobQueue } from '@minicloud/queue';
 import { run } from '@minicloud/host';
 import { detectVirtType, LibvirtHypervisor } from '@minicloud/hypervisor';
 import { LinuxNetworkDriver } from '@minicloud/network';
@@ -15,6 +15,7 @@ import { NetworkService } from '@minicloud/app-api/networks';
 import { AddressService } from '@minicloud/app-api/addresses';
 import { removeAllNetworks, startWorker, tearDown, type WorkerDeps } from '@minicloud/app-worker';
 import { ensureAdminKey } from './admin-key.js';
+import { redactedUrl, redisConnection, waitForDependency } from './dependencies.js';
 import { isRole, ROLES } from './roles.js';
 import { readUplinkAddresses } from './uplink.js';
 
@@ -57,13 +58,21 @@ async function main() {
     await chmod(dir, 0o755);
   }
   const migrations = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
-  const applied = await applyMigrations(config.databaseUrl, migrations);
+  // Start-up waits for the database and Redis, saying what it waits for (never a silent hang).
+  const applied = await waitForDependency(
+    'the database',
+    () => applyMigrations(config.databaseUrl, migrations),
+    log,
+    { isTransient: isDatabaseUnavailable },
+  );
   if (applied.length) log(`database: applied migrations ${applied.join(', ')}`);
   const db = await openDatabase(config.databaseUrl);
-  const queue = new JobQueue({
-    connection: connectionFromUrl(config.redisUrl),
-    prefix: `minicloud-${config.prefix}`,
+  await waitForDependency('the database', () => db.$queryRawUnsafe('SELECT 1'), log, {
+    isTransient: isDatabaseUnavailable,
   });
+  const redis = await redisConnection(config);
+  const queue = new JobQueue({ connection: redis, prefix: `minicloud-${config.prefix}` });
+
   const virt = detectVirtType({ override: config.virtType });
   const uplink = await uplinkOf(config);
   const hypervisor = new LibvirtHypervisor({
@@ -120,12 +129,20 @@ async function main() {
 
   if (command === 'teardown') {
     await teardown(workerDeps);
-    await Promise.all([queue.obliterate(), db.$disconnect()]);
+    await Promise.all([
+      queue.obliterate().catch((e) => log('teardown: the queue was not emptied', e)),
+      db.$disconnect(),
+    ]);
     await queue.close();
     await hypervisor.close();
     return;
   }
   if (command !== 'serve') throw new Error(`unknown command ${command}`);
+  await waitForDependency(
+    `Redis at ${redactedUrl(config.redisUrl)}`,
+    () => queue.assertAvailable(),
+    log,
+  );
 
   const closers: (() => Promise<void>)[] = [];
   const admin = await ensureAdminKey(config.adminKey, config.paths.adminKeyFile);
@@ -173,7 +190,7 @@ async function main() {
       `image import by URL: public addresses${allowed.length ? ` and ${allowed.join(', ')} (MINICLOUD_IMAGE_IMPORT_ALLOW)` : ' only'}, up to ${config.imageImport.maxBytes / 1024 ** 3} GiB`,
     );
     const worker = await startWorker(workerDeps, {
-      connection: connectionFromUrl(config.redisUrl),
+      connection: redis,
       prefix: `minicloud-${config.prefix}`,
       concurrency: config.workerConcurrency,
       reconcileIntervalMs: config.reconcileIntervalMs,
@@ -185,7 +202,14 @@ async function main() {
   }
 
   if (role === 'all' || role === 'api') {
-    const app = createApiApp({ ...serviceContext, adminKey: admin.key, log });
+    const app = createApiApp({
+      ...serviceContext,
+      adminKey: admin.key,
+      log,
+      // The worker's dependency; an API-only process does not talk to libvirt.
+      healthChecks:
+        role === 'all' ? { libvirt: () => hypervisor.listDomains(`${config.prefix}-`) } : {},
+    });
     const server: Server = await new Promise((resolve, reject) => {
       const s = app.listen(config.listenPort, config.listenHost, () => resolve(s));
       s.on('error', reject);

@@ -8,6 +8,7 @@ import { startInstance } from './jobs/instance-start.job.js';
 import { stopInstance } from './jobs/instance-stop.job.js';
 import { terminateInstance } from './jobs/instance-terminate.job.js';
 import { applyNetwork } from './jobs/network-apply.job.js';
+import { finishingOutboxRows, requeuePendingJobs } from './outbox.js';
 import { reconcile } from './reconciler.js';
 import { startReconcileLoop } from './reconcile-loop.js';
 import {
@@ -22,6 +23,7 @@ import {
 
 export type { WorkerDeps, WorkerSettings } from './context.js';
 export { reconcile } from './reconciler.js';
+export { requeuePendingJobs } from './outbox.js';
 export { startReconcileLoop, ReconcileDeadlineError } from './reconcile-loop.js';
 export type { ReconcileLoop, ReconcileLoopOptions, ReconcilePass } from './reconcile-loop.js';
 export { tearDown, instanceLayout } from './instance-host.js';
@@ -50,16 +52,25 @@ export function jobHandlers(deps: WorkerDeps): JobHandlers {
   };
 }
 
-/** Start the job workers and the periodic reconciler (which also runs once right away). */
+/**
+ * Start the job workers, the periodic reconciler (which also runs once right away) and the
+ * outbox relay (every `requeueIntervalMs`, default 5 s: committed work Redis lost is queued again).
+ */
 export async function startWorker(
   deps: WorkerDeps,
   options: Omit<WorkerOptions, 'onFailed'> & {
     reconcileIntervalMs: number;
     /** A reconcile pass running longer is abandoned and the next one runs (default 5 min). */
     reconcileTimeoutMs?: number;
+    requeueIntervalMs?: number;
   },
 ) {
-  const { reconcileIntervalMs, reconcileTimeoutMs = 300_000, ...workerOptions } = options;
+  const {
+    reconcileIntervalMs,
+    reconcileTimeoutMs = 300_000,
+    requeueIntervalMs = 5000,
+    ...workerOptions
+  } = options;
   const reconciler = startReconcileLoop(
     async (signal) => {
       const r = await reconcile(deps, { signal });
@@ -69,14 +80,42 @@ export async function startWorker(
     { intervalMs: reconcileIntervalMs, timeoutMs: reconcileTimeoutMs, log: deps.log },
   );
   await reconciler.runNow();
-  const workers = startWorkers(jobHandlers(deps), {
+  const workers = startWorkers(finishingOutboxRows(deps, jobHandlers(deps)), {
     ...workerOptions,
     onFailed: (job, error) => deps.log(`job ${job?.name} ${job?.id} failed: ${error.message}`),
   });
+  // A worker's blocking connection reports each failed reconnect: say it once per outage.
+  let redisDown = false;
+  for (const w of workers) {
+    w.on('error', (e) => {
+      if (!redisDown) deps.log(`worker: Redis unavailable (${e.message}); retrying`);
+      redisDown = true;
+    });
+  }
+  let relayFailing = false;
+  const runRelay = async () => {
+    try {
+      const requeued = await requeuePendingJobs(deps, {
+        minAgeMs: Math.min(requeueIntervalMs, 5000),
+      });
+      if (requeued.length) deps.log(`outbox: re-enqueued ${requeued.join(', ')}`);
+      if (relayFailing || redisDown) deps.log('outbox: Redis is back, queued work resumes');
+      relayFailing = redisDown = false;
+    } catch (e) {
+      if (!relayFailing) deps.log(`outbox relay failed: ${(e as Error).message}; retrying`);
+      relayFailing = true;
+    }
+  };
+  let relaying: Promise<void> | null = null;
+  const relayTimer = setInterval(() => {
+    relaying ??= runRelay().finally(() => (relaying = null));
+  }, requeueIntervalMs);
   return {
     async close() {
+      clearInterval(relayTimer);
       await reconciler.close();
       await Promise.all(workers.map((w) => w.close()));
+      await relaying;
     },
   };
 }

@@ -11,6 +11,9 @@ const listen = z
   .string()
   .regex(/^[0-9a-zA-Z.:[\]-]+:\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8080');
 
+/** Where scripts/setup.sh keeps the generated Redis password (mode 0600). */
+export const DEFAULT_REDIS_PASSWORD_FILE = '/var/lib/minicloud-redis/password';
+
 const schema = z.object({
   MINICLOUD_LISTEN: listen.default('127.0.0.1:8080'),
   MINICLOUD_DATA_DIR: z
@@ -23,6 +26,7 @@ const schema = z.object({
     .default('mc'),
   MINICLOUD_ADMIN_KEY: z.string().min(16, 'at least 16 characters').optional(),
   MINICLOUD_REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  MINICLOUD_REDIS_PASSWORD_FILE: z.string().startsWith('/', 'must be an absolute path').optional(),
   MINICLOUD_DATABASE_URL: z
     .string()
     .startsWith('file:', 'only SQLite file: URLs for now')
@@ -104,6 +108,11 @@ export interface Config {
   prefix: string;
   adminKey: string | undefined;
   redisUrl: string;
+  /**
+   * The file holding Redis' password (used when the URL carries none); `required` when set
+   * explicitly, optional at the default path written by scripts/setup.sh.
+   */
+  redisPasswordFile: { path: string; required: boolean };
   databaseUrl: string;
   libvirtUri: string;
   virtType: 'auto' | 'kvm' | 'qemu' | 'test';
@@ -173,6 +182,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     prefix: e.MINICLOUD_PREFIX,
     adminKey: e.MINICLOUD_ADMIN_KEY,
     redisUrl: e.MINICLOUD_REDIS_URL,
+    redisPasswordFile: {
+      path: e.MINICLOUD_REDIS_PASSWORD_FILE ?? DEFAULT_REDIS_PASSWORD_FILE,
+      required: e.MINICLOUD_REDIS_PASSWORD_FILE !== undefined,
+    },
     databaseUrl: e.MINICLOUD_DATABASE_URL ?? `file:${join(dataDir, 'minicloud.db')}`,
     libvirtUri: e.MINICLOUD_LIBVIRT_URI,
     virtType: e.MINICLOUD_VIRT_TYPE,

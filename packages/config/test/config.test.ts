@@ -43,6 +43,18 @@ describe('settings', () => {
     expect(c.dataDir).toBe('/srv/mc');
   });
 
+  it("reads Redis' password file: optional at the default path, required when named", () => {
+    expect(loadConfig({}).redisPasswordFile).toEqual({
+      path: '/var/lib/minicloud-redis/password',
+      required: false,
+    });
+    expect(
+      loadConfig({ MINICLOUD_REDIS_PASSWORD_FILE: '/etc/minicloud/redis-password' })
+        .redisPasswordFile,
+    ).toEqual({ path: '/etc/minicloud/redis-password', required: true });
+    expect(() => loadConfig({ MINICLOUD_REDIS_PASSWORD_FILE: 'relative' })).toThrow(ConfigError);
+  });
+
   it('reports every bad key at once', () => {
     try {
       loadConfig({

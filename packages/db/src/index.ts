@@ -56,6 +56,17 @@ export function isUniqueViolation(error: unknown, field?: string): boolean {
   return text.includes(field) || error.message.includes(field);
 }
 
+/**
+ * True when the database cannot be reached or did not answer in time (connection refused or
+ * lost, timeouts, pool exhausted): the caller answers 503, not 500.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof Prisma.PrismaClientInitializationError) return true;
+  if (error instanceof Prisma.PrismaClientKnownRequestError)
+    return ['P1001', 'P1002', 'P1008', 'P1017', 'P2024'].includes(error.code);
+  return false;
+}
+
 export { applyMigrations } from './migrate.js';
 
 export type { DbClient } from './repositories/client.js';
@@ -65,3 +76,4 @@ export * from './repositories/volumes.js';
 export * from './repositories/images.js';
 export * from './repositories/network.js';
 export * from './repositories/network-security-groups.js';
+export * from './repositories/pending-jobs.js';

@@ -26,4 +26,6 @@ export const errors = {
   unauthorized: () =>
     new CloudError('AuthFailure', 'A valid "Authorization: Bearer <key>" header is required.', 401),
   insufficientCapacity: (code: string, message: string) => new CloudError(code, message, 409),
+  /** A dependency (Redis, the database) is down or not answering: try again later. */
+  serviceUnavailable: (message: string) => new CloudError('ServiceUnavailable', message, 503),
 };

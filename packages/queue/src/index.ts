@@ -1,12 +1,5 @@
-import {
-  Queue,
-  QueueEvents,
-  Worker,
-  UnrecoverableError,
-  type Job,
-  type ConnectionOptions,
-} from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Queue, QueueEvents, Worker, UnrecoverableError, type Job } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 
@@ -120,10 +113,30 @@ type QueueName = (typeof QUEUE_NAMES)[number];
 /** Queries have their own queue: a question is never stuck behind slow work. */
 const QUERY_QUEUE = 'queries';
 
+/**
+ * Redis did not answer in time (down, restarting, loading or hung): the API answers 503
+ * ServiceUnavailable, and committed work waits in the outbox until Redis is back.
+ */
+export class QueueUnavailableError extends Error {
+  constructor(reason: string) {
+    super(`the job queue (Redis) is unavailable: ${reason}`);
+    this.name = 'QueueUnavailableError';
+  }
+}
+
+/** Errors that say Redis cannot be reached or cannot serve now, not that a request was wrong. */
+const UNAVAILABLE =
+  /Stream isn't writeable|Connection is closed|Command timed out|max retries per request|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|EHOSTUNREACH|NOAUTH|WRONGPASS|LOADING|MISCONF|READONLY|MASTERDOWN/i;
+
 export interface QueueOptions {
-  connection: ConnectionOptions;
+  connection: RedisOptions;
   /** Redis key prefix: two minicloud installations on one Redis never share jobs. */
   prefix: string;
+  /**
+   * Longest wait for Redis on the producer side (enqueue, checks), in ms: past it the call fails
+   * with QueueUnavailableError instead of waiting for Redis to come back. Default 2000.
+   */
+  timeoutMs?: number;
 }
 
 const DEFAULT_JOB_OPTIONS = {
@@ -145,23 +158,106 @@ export class JobQueue {
     { resolve: (answer: unknown) => void; reject: (error: Error) => void }
   >();
 
+  /**
+   * The producers' one connection, failing fast: no offline queue (a command while disconnected
+   * fails at once), one retry, a command timeout. Only a Worker's blocking connection needs
+   * maxRetriesPerRequest null; this one must never wait for Redis indefinitely.
+   */
+  private readonly redis: Redis;
+  private readonly timeoutMs: number;
+  /** Resolves when the first connection is up: before it, a check waits instead of failing. */
+  private readonly firstReady: Promise<void>;
+  private connectedOnce = false;
+  /** The connection's last error, to say why Redis is unavailable. */
+  private lastError = '';
+  /** When Redis last answered a call (ms since the epoch). */
+  private lastAnswerAt = 0;
+
   constructor(private readonly options: QueueOptions) {
-    this.queues = Object.fromEntries(
-      QUEUE_NAMES.map((name) => [
-        name,
-        new Queue(name, { connection: options.connection, prefix: options.prefix }),
-      ]),
-    ) as Record<QueueName, Queue>;
-    this.queries = new Queue(QUERY_QUEUE, {
-      connection: options.connection,
-      prefix: options.prefix,
+    this.timeoutMs = options.timeoutMs ?? 2000;
+    this.redis = new Redis({
+      ...options.connection,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      // Only a backstop: each call has its own deadline (bounded), which lets an answer delayed
+      // by a busy event loop in first; a timer here would fire with it and fail a live Redis.
+      commandTimeout: Math.max(this.timeoutMs * 5, 10_000),
+      connectTimeout: this.timeoutMs,
+      // Reconnect quickly once Redis is back (ioredis' default backs off up to 2 s as well).
+      retryStrategy: (times) => Math.min(times * 100, 1000),
     });
+    // The state is read from `status`; each failed call reports its own error.
+    this.redis.on('error', (e: Error) => (this.lastError = e.message));
+    this.firstReady = new Promise((resolve) =>
+      this.redis.once('ready', () => {
+        this.connectedOnce = true;
+        resolve();
+      }),
+    );
+    const queue = (name: string) =>
+      new Queue(name, { connection: this.redis, prefix: options.prefix });
+    this.queues = Object.fromEntries(QUEUE_NAMES.map((name) => [name, queue(name)])) as Record<
+      QueueName,
+      Queue
+    >;
+    this.queries = queue(QUERY_QUEUE);
+    for (const q of this.allQueues()) q.on('error', () => undefined);
+  }
+
+  /**
+   * Throw QueueUnavailableError unless Redis answers a PING now (within the timeout): checked
+   * before a change is committed, so a request that needs the queue fails before it writes.
+   */
+  async assertAvailable(
+    timeoutMs = this.timeoutMs,
+    options: { fresh?: boolean } = {},
+  ): Promise<void> {
+    // A command answered a moment ago: no PING per request in a burst (`fresh`: always PING).
+    const recent = Date.now() - this.lastAnswerAt < 1000;
+    if (this.redis.status === 'ready' && recent && !options.fresh) return;
+    const why = () => `not connected${this.lastError ? ` (${this.lastError})` : ''}`;
+    if (this.redis.status !== 'ready') {
+      if (this.connectedOnce) throw new QueueUnavailableError(why());
+      await this.bounded(() => this.firstReady, timeoutMs).catch(() => {
+        throw new QueueUnavailableError(why());
+      });
+    }
+    await this.bounded(() => this.redis.ping(), timeoutMs);
+  }
+
+  /** Run a Redis operation with a deadline; connection failures become QueueUnavailableError. */
+  private async bounded<T>(work: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      // setImmediate: an answer that came while the event loop was busy (the timer and the reply
+      // both due) is read first, so a loaded process does not report a live Redis as down.
+      timer = setTimeout(
+        () =>
+          setImmediate(() => reject(new QueueUnavailableError(`no answer within ${timeoutMs} ms`))),
+        timeoutMs,
+      );
+    });
+    try {
+      const result = await Promise.race([work(), deadline]);
+      this.lastAnswerAt = Date.now();
+      return result;
+    } catch (e) {
+      if (e instanceof QueueUnavailableError) throw e;
+      const message = (e as Error)?.message ?? String(e);
+      if (UNAVAILABLE.test(message) || UNAVAILABLE.test((e as { code?: string })?.code ?? ''))
+        throw new QueueUnavailableError(message);
+      throw e;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Enqueue a job; a second enqueue with the same jobId while the first exists is a no-op. */
   async enqueue<N extends JobName>(name: N, payload: JobPayload<N>, jobId: string): Promise<void> {
     const data = jobPayloads[name].parse(payload);
-    await this.queues[QUEUE_OF[name]].add(name, data, { ...DEFAULT_JOB_OPTIONS, jobId });
+    await this.bounded(() =>
+      this.queues[QUEUE_OF[name]].add(name, data, { ...DEFAULT_JOB_OPTIONS, jobId }),
+    );
   }
 
   /** Enqueue many jobs of one kind in one round trip (ids dedupe as with enqueue). */
@@ -170,13 +266,21 @@ export class JobQueue {
     jobs: { payload: JobPayload<N>; jobId: string }[],
   ): Promise<void> {
     if (jobs.length === 0) return;
-    await this.queues[QUEUE_OF[name]].addBulk(
-      jobs.map((j) => ({
-        name,
-        data: jobPayloads[name].parse(j.payload),
-        opts: { ...DEFAULT_JOB_OPTIONS, jobId: j.jobId },
-      })),
-    );
+    const bulk = jobs.map((j) => ({
+      name,
+      data: jobPayloads[name].parse(j.payload),
+      opts: { ...DEFAULT_JOB_OPTIONS, jobId: j.jobId },
+    }));
+    await this.bounded(() => this.queues[QUEUE_OF[name]].addBulk(bulk));
+  }
+
+  /**
+   * The state of a job by id ('missing' when Redis has no such job): the outbox relay re-enqueues
+   * what Redis lost.
+   */
+  async jobState(name: JobName, jobId: string): Promise<string> {
+    const queue = this.queues[QUEUE_OF[name]];
+    return this.bounded(() => queue.getJobState(jobId));
   }
 
   /**
@@ -188,12 +292,16 @@ export class JobQueue {
     payload: JobPayload<N>,
     jobId: string,
   ): Promise<boolean> {
-    const existing = await this.queues[QUEUE_OF[name]].getJob(jobId);
-    if (existing) {
+    const queue = this.queues[QUEUE_OF[name]];
+    const replaced = await this.bounded(async () => {
+      const existing = await queue.getJob(jobId);
+      if (!existing) return true;
       const state = await existing.getState();
       if (state !== 'completed' && state !== 'failed') return false;
       await existing.remove();
-    }
+      return true;
+    });
+    if (!replaced) return false;
     await this.enqueue(name, payload, jobId);
     return true;
   }
@@ -209,7 +317,8 @@ export class JobQueue {
     options: { timeoutMs: number },
   ): Promise<QueryResult<N>> {
     const data = queryPayloads[name].parse(payload);
-    await this.answers();
+    await this.assertAvailable();
+    await this.bounded(() => this.answers());
     const jobId = `${name}.${randomUUID()}`;
     const answered = new Promise<unknown>((resolve, reject) =>
       this.waiting.set(jobId, { resolve, reject }),
@@ -221,12 +330,14 @@ export class JobQueue {
       options.timeoutMs,
     );
     try {
-      const job = await this.queries.add(name, data, {
-        jobId,
-        attempts: 1,
-        removeOnComplete: true,
-        removeOnFail: true,
-      });
+      const job = await this.bounded(() =>
+        this.queries.add(name, data, {
+          jobId,
+          attempts: 1,
+          removeOnComplete: true,
+          removeOnFail: true,
+        }),
+      );
       try {
         return queryResults[name].parse(await answered) as QueryResult<N>;
       } catch (e) {
@@ -247,9 +358,7 @@ export class JobQueue {
    */
   private answers(): Promise<QueueEvents> {
     this.queryEvents ??= (async () => {
-      // BullMQ connects through ioredis.
-      const redis = (await this.queries.client) as unknown as Pick<Redis, 'time'>;
-      const [seconds, micros] = await redis.time();
+      const [seconds, micros] = await this.redis.time();
       const events = new QueueEvents(QUERY_QUEUE, {
         connection: this.options.connection,
         prefix: this.options.prefix,
@@ -272,6 +381,8 @@ export class JobQueue {
   async close(): Promise<void> {
     const events = await this.queryEvents?.catch(() => null);
     await Promise.all([...this.allQueues().map((q) => q.close()), events?.close()]);
+    // Shared with the queues, so closed here (BullMQ leaves a shared connection open).
+    this.redis.disconnect();
   }
 
   /** How many jobs this installation holds, in any state (tests: "nothing was enqueued"). */
@@ -282,7 +393,10 @@ export class JobQueue {
 
   /** Remove every job of this installation (tests and uninstall). */
   async obliterate(): Promise<void> {
-    await Promise.all(this.allQueues().map((q) => q.obliterate({ force: true })));
+    await this.bounded(
+      () => Promise.all(this.allQueues().map((q) => q.obliterate({ force: true }))),
+      30_000,
+    );
   }
 
   private allQueues(): Queue[] {
@@ -336,13 +450,20 @@ export function startWorkers(handlers: JobHandlers, options: WorkerOptions): Wor
   });
 }
 
-export function connectionFromUrl(url: string): ConnectionOptions {
+/**
+ * Connection options from a redis:// URL (password and database number included). Producers
+ * (JobQueue) make them fail fast; BullMQ sets maxRetriesPerRequest null on a Worker's blocking
+ * connection itself.
+ */
+export function connectionFromUrl(url: string): RedisOptions {
   const u = new URL(url);
   return {
     host: u.hostname,
     port: Number(u.port || 6379),
-    password: u.password || undefined,
+    username: u.username ? decodeURIComponent(u.username) : undefined,
+    password: u.password ? decodeURIComponent(u.password) : undefined,
     db: u.pathname.length > 1 ? Number(u.pathname.slice(1)) : 0,
-    maxRetriesPerRequest: null,
+    // Reconnect within a second or two once Redis is back (BullMQ's default waits up to 20 s).
+    retryStrategy: (times: number) => Math.min(times * 200, 2000),
   };
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,7 +15,27 @@ import { removePath } from '@minicloud/host';
 import { parseOutboundAllowList } from '@minicloud/domain';
 import { REPO_ROOT } from './paths.js';
 
-export const REDIS_URL = process.env.MINICLOUD_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/**
+ * The Redis of the tests: MINICLOUD_REDIS_URL or the local one, with the password scripts/setup.sh
+ * generated (MINICLOUD_REDIS_PASSWORD_FILE, or its default path) when the URL carries none.
+ */
+export const REDIS_URL = withRedisPassword(
+  process.env.MINICLOUD_REDIS_URL ?? 'redis://127.0.0.1:6379',
+  process.env.MINICLOUD_REDIS_PASSWORD_FILE ?? '/var/lib/minicloud-redis/password',
+);
+
+function withRedisPassword(url: string, passwordFile: string): string {
+  const u = new URL(url);
+  if (u.password) return url;
+  let password = '';
+  try {
+    password = readFileSync(passwordFile, 'utf8').trim();
+  } catch {
+    return url; // no password set up (an older set-up): connect without one
+  }
+  if (password) u.password = encodeURIComponent(password);
+  return u.toString();
+}
 export const MIGRATIONS = join(REPO_ROOT, 'prisma', 'migrations');
 
 /** A unique, valid name prefix for one test run (2-5 chars). */
@@ -58,6 +79,8 @@ export async function startApiOnly(
     imageImportAllow?: string;
     yieldBeforeQueries?: boolean;
     lockWaitMs?: number;
+    /** Another Redis than the tests' shared one (e.g. one the test stops). */
+    redisUrl?: string;
   } = {},
 ) {
   const dir = await mkdtemp(join(tmpdir(), 'minicloud-test-api-'));
@@ -65,7 +88,7 @@ export async function startApiOnly(
   const db = options.yieldBeforeQueries ? yieldingBeforeQueries(store) : store;
   const prefix = testPrefix('ma');
   const queue = new JobQueue({
-    connection: connectionFromUrl(REDIS_URL),
+    connection: connectionFromUrl(options.redisUrl ?? REDIS_URL),
     prefix: `minicloud-test-${prefix}`,
   });
   const adminKey = `test-key-${randomBytes(8).toString('hex')}`;

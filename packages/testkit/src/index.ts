@@ -15,3 +15,4 @@ export * from './minicloud-process.js';
 export * from './ssh.js';
 export * from './steps.js';
 export * from './wait.js';
+export * from './redis-server.js';

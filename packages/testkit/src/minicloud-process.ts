@@ -57,6 +57,8 @@ export async function startMinicloud(
     extraEnv?: Record<string, string>;
     /** The name prefix (default: a fresh one); for tests that create host objects first. */
     prefix?: string;
+    /** Sees the processes' output as it comes (e.g. to act on a start-up message). */
+    onOutput?: (text: string) => void;
   } = {},
 ) {
   const prefix = options.prefix ?? testPrefix('me');
@@ -100,6 +102,7 @@ export async function startMinicloud(
       );
       const onData = (chunk: Buffer) => {
         output += `[${role}] ${chunk.toString()}`;
+        options.onOutput?.(chunk.toString());
         if (chunk.toString().includes('minicloud ready')) {
           clearTimeout(timer);
           resolve(child);

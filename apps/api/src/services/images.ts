@@ -4,6 +4,7 @@ import { CloudError, errors, newId, outboundUrlProblem } from '@minicloud/domain
 import { countLiveInstances, findImage, isUniqueViolation, listImages } from '@minicloud/db';
 import type { Image } from '@prisma/client';
 import type { ServiceContext } from './context.js';
+import { submitJob } from './jobs.js';
 
 export function presentImage(i: Image) {
   const total = i.totalBytes === null ? null : Number(i.totalBytes);
@@ -39,7 +40,7 @@ export class ImageService {
     source: string;
     isDefault?: boolean;
   }) {
-    const { db, queue, settings } = this.ctx;
+    const { db, settings } = this.ctx;
     if (input.source.startsWith('/')) {
       const path = resolve(input.source);
       const allowed = settings.imageImportDirs.some((d) => d === '/' || path.startsWith(`${d}/`));
@@ -79,7 +80,7 @@ export class ImageService {
       if (isUniqueViolation(e)) throw duplicate();
       throw e;
     }
-    await queue.enqueue('image.import', { imageId: image.id }, jobIds.imageImport(image.id));
+    await submitJob(this.ctx, 'image.import', { imageId: image.id }, jobIds.imageImport(image.id));
     return presentImage(image);
   }
 
@@ -95,7 +96,7 @@ export class ImageService {
 
   /** Deregister: refused while any instance that is not terminated still uses it as backing file. */
   async deregister(imageId: string) {
-    const { db, queue } = this.ctx;
+    const { db } = this.ctx;
     const image = await findImage(db, imageId);
     if (!image || image.state === 'deregistered') throw notFound(imageId);
     const users =
@@ -115,7 +116,7 @@ export class ImageService {
       );
     }
     await db.image.update({ where: { id: imageId }, data: { state: 'deregistering' } });
-    await queue.enqueue('image.delete', { imageId }, jobIds.imageDelete(imageId));
+    await submitJob(this.ctx, 'image.delete', { imageId }, jobIds.imageDelete(imageId));
     return { imageId, state: 'deregistering' };
   }
 }

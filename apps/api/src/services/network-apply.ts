@@ -1,5 +1,6 @@
 import { jobIds } from '@minicloud/queue';
 import type { ServiceContext } from './context.js';
+import { submitJob } from './jobs.js';
 
 /**
  * Tell the worker to converge the host's networks with the database (safe to repeat). Every
@@ -11,7 +12,8 @@ export async function requestNetworkApply(
   options: { elasticIpIds?: string[]; scope?: 'all' | 'security-groups' } = {},
 ): Promise<void> {
   const { elasticIpIds, scope } = options;
-  await ctx.queue.enqueue(
+  await submitJob(
+    ctx,
     'network.apply',
     { reason, ...(elasticIpIds?.length ? { elasticIpIds } : {}), ...(scope ? { scope } : {}) },
     jobIds.networkApply(),

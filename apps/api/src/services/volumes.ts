@@ -18,6 +18,7 @@ import {
 } from '@minicloud/db';
 import type { Snapshot, Volume } from '@prisma/client';
 import type { ServiceContext } from './context.js';
+import { submitJob } from './jobs.js';
 
 export function presentVolume(v: Volume, tags: { key: string; value: string }[] = []) {
   return {
@@ -123,7 +124,7 @@ export class VolumeService {
       await writeTags(tx, id, input.tags);
       return v;
     });
-    await this.ctx.queue.enqueue('volume.create', { volumeId: id }, jobIds.volumeCreate(id));
+    await submitJob(this.ctx, 'volume.create', { volumeId: id }, jobIds.volumeCreate(id));
     return presentVolume(volume, tagList(input.tags));
   }
 
@@ -179,7 +180,8 @@ export class VolumeService {
       throw new CloudError('IncorrectState', `The volume '${volumeId}' is ${v.state}.`, 409);
     }
     const seq = await this.guardedUpdate(v, { state: 'deleting' });
-    await this.ctx.queue.enqueue(
+    await submitJob(
+      this.ctx,
       'volume.delete',
       { volumeId },
       jobIds.volumeAction(volumeId, 'delete', seq),
@@ -229,7 +231,8 @@ export class VolumeService {
       if (isUniqueViolation(e)) throw deviceInUse(device, instanceId);
       throw e;
     }
-    await this.ctx.queue.enqueue(
+    await submitJob(
+      this.ctx,
       'volume.attach',
       { volumeId },
       jobIds.volumeAction(volumeId, 'attach', seq),
@@ -260,7 +263,8 @@ export class VolumeService {
       throw new CloudError('IncorrectState', `The volume '${volumeId}' is ${v.attachState}.`, 409);
     }
     const seq = await this.guardedUpdate(v, { attachState: 'detaching' });
-    await this.ctx.queue.enqueue(
+    await submitJob(
+      this.ctx,
       'volume.detach',
       { volumeId, force },
       jobIds.volumeAction(volumeId, 'detach', seq),
@@ -292,7 +296,8 @@ export class VolumeService {
       this.ctx.settings.maxVolumeGiB,
     );
     const seq = await this.guardedUpdate(v, {});
-    await this.ctx.queue.enqueue(
+    await submitJob(
+      this.ctx,
       'volume.resize',
       { volumeId, sizeGiB: size },
       jobIds.volumeAction(volumeId, 'resize', seq),
@@ -320,7 +325,7 @@ export class VolumeService {
       await writeTags(tx, id, tags);
       return s;
     });
-    await this.ctx.queue.enqueue('snapshot.create', { snapshotId: id }, jobIds.snapshotCreate(id));
+    await submitJob(this.ctx, 'snapshot.create', { snapshotId: id }, jobIds.snapshotCreate(id));
     return presentSnapshot(snap);
   }
 
@@ -347,11 +352,7 @@ export class VolumeService {
       where: { id: snapshotId },
       data: { deletedAt: new Date() },
     });
-    await this.ctx.queue.enqueue(
-      'snapshot.delete',
-      { snapshotId },
-      jobIds.snapshotDelete(snapshotId),
-    );
+    await submitJob(this.ctx, 'snapshot.delete', { snapshotId }, jobIds.snapshotDelete(snapshotId));
     return { snapshotId, deleted: true };
   }
 }

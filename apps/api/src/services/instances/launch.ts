@@ -27,6 +27,7 @@ import { requestNetworkApply } from '../network-apply.js';
 import { allocateSubnetAddresses, checkRequestedAddress } from '../network-rules.js';
 import { resolveInstanceGroups } from '../security-group-rows.js';
 import { presentInstances } from './view.js';
+import { submitJobs } from '../jobs.js';
 
 const MAX_LAUNCH_ATTEMPTS = 8;
 
@@ -360,7 +361,8 @@ export class InstanceLauncher {
   /** Enqueue (again) the launch of every pending instance of a reservation; job ids dedupe. */
   private async enqueueLaunches(reservationId: string) {
     const instances = await instancesOfReservation(this.ctx.db, reservationId);
-    await this.ctx.queue.enqueueMany(
+    await submitJobs(
+      this.ctx,
       'instance.launch',
       instances
         .filter((i) => i.state === 'pending' && i.actionSeq === 0)

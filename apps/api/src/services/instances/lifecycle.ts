@@ -9,6 +9,7 @@ import { findInstance, transitionInstance } from '@minicloud/db';
 import { jobIds } from '@minicloud/queue';
 import type { ServiceContext } from '../context.js';
 import { instanceNotFound } from './view.js';
+import { submitJob } from '../jobs.js';
 
 /**
  * A lifecycle action (stop, start, reboot, terminate): one guarded state change in the database,
@@ -20,7 +21,7 @@ export async function applyInstanceAction(
   action: InstanceAction,
   options: { force?: boolean } = {},
 ) {
-  const { db, queue } = ctx;
+  const { db } = ctx;
   const instance = await findInstance(db, instanceId);
   if (!instance) throw instanceNotFound(instanceId);
   const previous = instance.state as InstanceState;
@@ -45,9 +46,9 @@ export async function applyInstanceAction(
   }
   const jobId = jobIds.instanceAction(instanceId, action, seq);
   if (action === 'stop') {
-    await queue.enqueue('instance.stop', { instanceId, force: options.force ?? false }, jobId);
+    await submitJob(ctx, 'instance.stop', { instanceId, force: options.force ?? false }, jobId);
   } else {
-    await queue.enqueue(`instance.${action}`, { instanceId }, jobId);
+    await submitJob(ctx, `instance.${action}`, { instanceId }, jobId);
   }
   return { instanceId, previousState: stateOf(previous), currentState: stateOf(plan.to) };
 }
