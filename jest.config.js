@@ -1,4 +1,5 @@
-// Three projects: pure unit tests, integration tests against real services, end-to-end runs
+// Four projects: pure unit tests, integration tests against real services (the API and worker
+// ones on SQLite and again on PostgreSQL), end-to-end runs
 // that boot real guests. All run as ESM (@unraid/libvirt is ESM-only).
 const swc = [
   '@swc/jest',
@@ -27,6 +28,13 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/{apps,packages}/*/test/**/*.int.ts'],
+    },
+    {
+      // The API and worker integration suites again, each run on its own PostgreSQL database.
+      ...common,
+      displayName: 'integration-postgres',
+      testMatch: ['<rootDir>/apps/*/test/**/*.int.ts'],
+      setupFiles: ['<rootDir>/packages/testkit/src/use-postgres.ts'],
     },
     {
       ...common,

@@ -10,7 +10,7 @@ flock 9
 
 DEBIAN_PACKAGES=(
   qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients libvirt-dev
-  dnsmasq-base dnsmasq-utils nftables conntrack iputils-arping iproute2 genisoimage redis-server
+  dnsmasq-base dnsmasq-utils nftables conntrack iputils-arping iproute2 genisoimage redis-server postgresql
   busybox-static dropbear-bin cpio e2fsprogs extlinux syslinux-common parted
   python3 make g++ pkg-config ca-certificates tini
 )
@@ -38,12 +38,19 @@ if [ ! -f node_modules/.prisma/client/index.js ] || [ prisma/schema.prisma -nt n
   say "generating the Prisma client"
   npx prisma generate >/dev/null
 fi
+# The PostgreSQL twin of the client (prisma/postgresql/schema.prisma, made by scripts/postgres-schema.ts).
+pg_client=node_modules/.prisma/client-postgresql/index.js
+if [ ! -f "$pg_client" ] || [ prisma/postgresql/schema.prisma -nt "$pg_client" ]; then
+  say "generating the Prisma client for PostgreSQL"
+  npx prisma generate --config prisma/postgresql/prisma.config.ts >/dev/null
+fi
 
 # Services. There may be no systemd (containers, CI): start the daemons directly when needed.
 # Redis: loopback only, a generated password, append-only persistence (see setup-redis.sh).
 bash scripts/setup-redis.sh 9>&-
 # minicloud (run.sh) and the tests (test.sh, testkit) read the password from this file.
 export MINICLOUD_REDIS_PASSWORD_FILE="${MINICLOUD_REDIS_DIR:-/var/lib/minicloud-redis}/password"
+source "$ROOT/scripts/setup-postgres.sh"
 if ! pgrep -x virtlogd >/dev/null; then say "starting virtlogd"; virtlogd -d 9>&-; fi
 if ! pgrep -x libvirtd >/dev/null; then
   # Under a child subreaper (tini -s): where PID 1 reaps orphans slowly (containers), every QEMU

@@ -2,7 +2,12 @@ import { KeyedLock, vpcBridgeName } from '@minicloud/domain';
 import { chmod, mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { loadConfig, ConfigError, type Config } from '@minicloud/config';
-import { applyMigrations, isDatabaseUnavailable, openDatabase } from '@minicloud/db';
+import {
+  applyMigrations,
+  isDatabaseUnavailable,
+  migrationsDirFor,
+  openDatabase,
+} from '@minicloud/db';
 import { fileURLToPath } from 'node:url';
 import { JobQueue } from '@minicloud/queue';
 import { run } from '@minicloud/host';
@@ -57,7 +62,8 @@ async function main() {
     // QEMU runs as libvirt-qemu: it must be able to enter every directory on the way to a disk.
     await chmod(dir, 0o755);
   }
-  const migrations = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
+  const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
+  const migrations = migrationsDirFor(config.databaseUrl, repoRoot);
   // Start-up waits for the database and Redis, saying what it waits for (never a silent hang).
   const applied = await waitForDependency(
     'the database',

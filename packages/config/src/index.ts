@@ -29,7 +29,10 @@ const schema = z.object({
   MINICLOUD_REDIS_PASSWORD_FILE: z.string().startsWith('/', 'must be an absolute path').optional(),
   MINICLOUD_DATABASE_URL: z
     .string()
-    .startsWith('file:', 'only SQLite file: URLs for now')
+    .regex(
+      /^(file:|postgres(ql)?:\/\/)/,
+      'file:PATH (SQLite) or postgresql://USER:PASSWORD@HOST/DB',
+    )
     .optional(),
   MINICLOUD_LIBVIRT_URI: z.string().default('qemu:///system'),
   MINICLOUD_VIRT_TYPE: z.enum(['auto', 'kvm', 'qemu', 'test']).default('auto'),

@@ -6,7 +6,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { applyMigrations, openDatabase, type Db } from '@minicloud/db';
+import { applyMigrations, migrationsDirFor, openDatabase, type Db } from '@minicloud/db';
 import { JobQueue, connectionFromUrl } from '@minicloud/queue';
 import { createApiApp } from '@minicloud/app-api';
 import { NetworkService } from '@minicloud/app-api/networks';
@@ -14,6 +14,7 @@ import { MinicloudClient } from '@minicloud/client';
 import { removePath } from '@minicloud/host';
 import { parseOutboundAllowList } from '@minicloud/domain';
 import { REPO_ROOT } from './paths.js';
+import { createPostgresTestDatabase, testDatabaseKind } from './postgres.js';
 
 /**
  * The Redis of the tests: MINICLOUD_REDIS_URL or the local one, with the password scripts/setup.sh
@@ -45,7 +46,27 @@ export function testPrefix(lead = 'mt'): string {
     .slice(0, 5 - lead.length)}`;
 }
 
+/**
+ * A migrated, empty database: a SQLite file under `dir`, or with MINICLOUD_TEST_DATABASE=postgres
+ * a PostgreSQL database of its own, dropped by the client's $disconnect().
+ */
 export async function freshDatabase(dir: string, options?: { lockWaitMs?: number }): Promise<Db> {
+  if (testDatabaseKind() === 'postgres') {
+    const created = await createPostgresTestDatabase();
+    try {
+      await applyMigrations(created.url, migrationsDirFor(created.url, REPO_ROOT));
+      const db = await openDatabase(created.url, options);
+      const disconnect = db.$disconnect.bind(db);
+      db.$disconnect = async () => {
+        await disconnect();
+        await created.drop();
+      };
+      return db;
+    } catch (error) {
+      await created.drop();
+      throw error;
+    }
+  }
   const url = `file:${join(dir, 'minicloud.db')}`;
   await applyMigrations(url, MIGRATIONS);
   return openDatabase(url, options);
@@ -68,9 +89,9 @@ export function yieldingBeforeQueries(db: Db): Db {
 }
 
 /**
- * The API alone against a real SQLite file and the real Redis (no worker): for validation,
- * idempotency and allocation tests. `yieldBeforeQueries` widens every race window (see
- * yieldingBeforeQueries); `lockWaitMs` bounds the wait for the database's write lock.
+ * The API alone against a real SQLite file (or PostgreSQL database) and the real Redis (no
+ * worker): for validation, idempotency and allocation tests. `yieldBeforeQueries` widens every
+ * race window (see yieldingBeforeQueries); `lockWaitMs` bounds the wait for the database.
  */
 export async function startApiOnly(
   options: {
@@ -133,7 +154,7 @@ export async function startApiOnly(
       await new Promise<void>((r) => server.close(() => r()));
       await queue.obliterate().catch(() => {});
       await queue.close();
-      await db.$disconnect();
+      await store.$disconnect();
       await removePath(dir);
     },
   };

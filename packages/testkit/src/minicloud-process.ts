@@ -10,6 +10,7 @@ import { REDIS_URL, testPrefix } from './api-harness.js';
 import type { FakeInternet } from './fake-internet.js';
 import { addressesOf } from './host-probes.js';
 import { REPO_ROOT } from './paths.js';
+import { createPostgresTestDatabase, testDatabaseKind } from './postgres.js';
 
 export function testImagePath(): string {
   const path = process.env.MINICLOUD_TEST_IMAGE;
@@ -81,6 +82,12 @@ export async function startMinicloud(
     MINICLOUD_RECONCILE_INTERVAL_SECONDS: '3',
     ...options.extraEnv,
   };
+  // MINICLOUD_TEST_DATABASE=postgres: this installation gets its own PostgreSQL database.
+  const postgres =
+    testDatabaseKind() === 'postgres' && !env.MINICLOUD_DATABASE_URL
+      ? await createPostgresTestDatabase()
+      : null;
+  if (postgres) env.MINICLOUD_DATABASE_URL = postgres.url;
   let output = '';
   const processes: ChildProcess[] = [];
 
@@ -150,6 +157,7 @@ export async function startMinicloud(
         timeoutMs: 120_000,
       });
       await removePath(dataDir);
+      await postgres?.drop();
     },
   };
   return mc;

@@ -12,6 +12,7 @@ import {
   findImage,
   instancesOfReservation,
   isUniqueViolation,
+  lockRowForUpdate,
   writeTagsOfMany,
   type Tx,
 } from '@minicloud/db';
@@ -167,6 +168,8 @@ export class InstanceLauncher {
   /** The one reserving transaction's body. */
   private async reserve(tx: Tx, a: Reservation): Promise<string> {
     const { subnet } = a;
+    // Launches into one subnet pick their addresses one at a time (PostgreSQL runs them side by side).
+    await lockRowForUpdate(tx, 'Subnet', subnet.id);
     const leases = await tx.addressLease.findMany({
       where: { subnetId: subnet.id },
       select: { ip: true },

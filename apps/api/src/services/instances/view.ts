@@ -4,12 +4,15 @@ import {
   publicAddressesOfInstances,
   readTags,
   securityGroupsOfInstances,
+  sqlDialectOf,
   volumesOfInstances,
+  type Db,
   type InstanceGroupView,
   type TagView,
 } from '@minicloud/db';
 import type { ElasticIp, Instance, Volume } from '@prisma/client';
 import type { ServiceContext } from '../context.js';
+import { instanceListJsonPostgres, type InstanceListQuery } from './view-postgres.js';
 
 /** How instances look from outside: the presenter, describe (with its filters) and get. */
 
@@ -188,6 +191,35 @@ export async function describeInstances(
   for (const s of states ?? []) {
     if (!isInstanceState(s)) throw errors.invalidParameter(`Unknown instance state '${s}'.`);
   }
+  const json =
+    sqlDialectOf(db) === 'postgresql'
+      ? await instanceListJsonPostgres(db, { ...filters, states })
+      : await instanceListJsonSqlite(db, { ...filters, states });
+  const rows = JSON.parse(json) as InstanceListRow[];
+  // Aggregation keeps the scan order in practice; sorting again costs little and is certain.
+  rows.sort((a, b) => (a.launchTime < b.launchTime ? -1 : a.launchTime > b.launchTime ? 1 : 0));
+  const cutoff = Date.now() - settings.terminatedRetentionMs;
+  const visible = rows.filter(
+    (r) => r.terminatedAt === null || new Date(r.terminatedAt).getTime() > cutoff,
+  );
+  return visible
+    .slice(0, filters.maxResults ?? visible.length)
+    .map((r) =>
+      presentInstance(
+        { ...r, launchTime: new Date(r.launchTime) },
+        r.tags,
+        normalizedMappings(r.mappings),
+        r.publicIp
+          ? { publicIp: r.publicIp, id: r.allocationId!, associationId: r.associationId }
+          : null,
+        r.groups,
+      ),
+    );
+}
+
+/** The hot read path on SQLite (instanceListJsonPostgres is its PostgreSQL twin). */
+async function instanceListJsonSqlite(db: Db, filters: InstanceListQuery): Promise<string> {
+  const { states } = filters;
   // The hot read path: one SQL statement with tags aggregated per row. Lists travel as one
   // JSON parameter (json_each), so no filter runs into SQLite's bound-parameter limit.
   const where: string[] = [];
@@ -246,26 +278,7 @@ export async function describeInstances(
        LEFT JOIN ElasticIp e ON e.instanceId = i.id`,
     ...params,
   );
-  const rows = JSON.parse(result?.rows ?? '[]') as InstanceListRow[];
-  // Aggregation keeps the scan order in practice; sorting again costs little and is certain.
-  rows.sort((a, b) => (a.launchTime < b.launchTime ? -1 : a.launchTime > b.launchTime ? 1 : 0));
-  const cutoff = Date.now() - settings.terminatedRetentionMs;
-  const visible = rows.filter(
-    (r) => r.terminatedAt === null || new Date(r.terminatedAt).getTime() > cutoff,
-  );
-  return visible
-    .slice(0, filters.maxResults ?? visible.length)
-    .map((r) =>
-      presentInstance(
-        { ...r, launchTime: new Date(r.launchTime) },
-        r.tags,
-        normalizedMappings(r.mappings),
-        r.publicIp
-          ? { publicIp: r.publicIp, id: r.allocationId!, associationId: r.associationId }
-          : null,
-        r.groups,
-      ),
-    );
+  return result?.rows ?? '[]';
 }
 
 /** SQLite's JSON gives times as stored and booleans as 0/1: the same shape as presentInstances. */
