@@ -7,6 +7,7 @@ import { run, removePath } from '@minicloud/host';
 import { buildDomainXml } from '@minicloud/hypervisor';
 import { buildSeedDocuments, writeSeedIso } from '@minicloud/cloudinit';
 import { ensureOverlay } from '@minicloud/storage';
+import { sqlDialectOf } from '@minicloud/db';
 import { startApiOnly } from '@minicloud/testkit/api-harness';
 import {
   startMinicloud,
@@ -271,7 +272,7 @@ async function benchDescribe(count = 1000, requests = 200) {
       if (instances.length !== count) throw new Error(`expected ${count}, got ${instances.length}`);
     }
     console.log(
-      `(d) GET /v1/instances with ${count} instances, ${requests} requests: p50 ${ms(pct(times, 50))}, p95 ${pct(times, 95).toFixed(1)} ms (goal p95 < 50 ms)`,
+      `(d) GET /v1/instances with ${count} instances on ${sqlDialectOf(h.db)}, ${requests} requests: p50 ${ms(pct(times, 50))}, p95 ${pct(times, 95).toFixed(1)} ms (goal p95 < 50 ms)`,
     );
   } finally {
     await h.close();

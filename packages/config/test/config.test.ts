@@ -112,4 +112,15 @@ describe('settings', () => {
       loadConfig({ MINICLOUD_MAX_USER_DATA_BYTES: String(MAX_USER_DATA_BYTES + 1) }),
     ).toThrow(/MINICLOUD_MAX_USER_DATA_BYTES: at most 16384/);
   });
+
+  it('takes a SQLite file: or a PostgreSQL URL as the database and refuses others', () => {
+    const pg = 'postgresql://minicloud:pw@127.0.0.1:5432/minicloud';
+    expect(loadConfig({ MINICLOUD_DATABASE_URL: pg }).databaseUrl).toBe(pg);
+    expect(loadConfig({ MINICLOUD_DATABASE_URL: 'file:/srv/mc.db' }).databaseUrl).toBe(
+      'file:/srv/mc.db',
+    );
+    expect(() => loadConfig({ MINICLOUD_DATABASE_URL: 'mysql://db/minicloud' })).toThrow(
+      ConfigError,
+    );
+  });
 });
