@@ -33,7 +33,7 @@ export default {
       // The API and worker integration suites again, each run on its own PostgreSQL database.
       ...common,
       displayName: 'integration-postgres',
-      testMatch: ['<rootDir>/apps/*/test/**/*.int.ts'],
+      testMatch: ['<rootDir>/apps/{api,worker}/test/**/*.int.ts'],
       setupFiles: ['<rootDir>/packages/testkit/src/use-postgres.ts'],
     },
     {
