@@ -229,6 +229,15 @@ export class VolumeService {
     } catch (e) {
       // A concurrent attach to the same target (or device) won: the unique keys refuse this one.
       if (isUniqueViolation(e)) throw deviceInUse(device, instanceId);
+      // Another attach won the race (PostgreSQL runs them side by side): say so, as EC2 does.
+      const now = await this.ctx.db.volume.findUnique({ where: { id: volumeId } });
+      if (now?.instanceId) {
+        throw new CloudError(
+          'VolumeInUse',
+          `The volume '${volumeId}' is already attached to ${now.instanceId}.`,
+          409,
+        );
+      }
       throw e;
     }
     await submitJob(
