@@ -73,9 +73,9 @@ export function isUniqueViolation(error: unknown, field?: string): boolean {
  * lost, timeouts, pool exhausted): the caller answers 503, not 500.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  if (error instanceof Prisma.PrismaClientInitializationError) return true;
-  if (error instanceof Prisma.PrismaClientKnownRequestError)
-    return ['P1001', 'P1002', 'P1008', 'P1017', 'P2024'].includes(error.code);
+  if (error instanceof Error && error.name === 'PrismaClientInitializationError') return true;
+  if (isKnownRequestError(error))
+    return ['P1001', 'P1002', 'P1008', 'P1017', 'P2024'].includes(String(error.code));
   return false;
 }
 

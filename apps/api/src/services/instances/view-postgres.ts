@@ -5,7 +5,7 @@ export interface InstanceListQuery {
   states?: string[];
   vpcId?: string;
   subnetId?: string;
-  tags?: Record<string, string[]>;
+  tags?: ReadonlyMap<string, string[]>;
 }
 
 /** A timestamp(3) as the ISO text SQLite stores and JavaScript writes (UTC, milliseconds, Z). */
@@ -28,7 +28,7 @@ export async function instanceListJsonPostgres(db: Db, query: InstanceListQuery)
   if (query.states) where.push(`i.state IN ${inList(query.states)}`);
   if (query.vpcId) where.push(`i.network = ${bind(query.vpcId)}`);
   if (query.subnetId) where.push(`i."subnetId" = ${bind(query.subnetId)}`);
-  for (const [key, values] of Object.entries(query.tags ?? {})) {
+  for (const [key, values] of query.tags ?? []) {
     where.push(
       `EXISTS (SELECT 1 FROM "Tag" f WHERE f."resourceId" = i.id AND f.key = ${bind(key)}` +
         (values.length ? ` AND f.value IN ${inList(values)}` : '') +
