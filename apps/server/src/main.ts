@@ -1,12 +1,11 @@
 import { KeyedLock, vpcBridgeName } from '@minicloud/domain';
-import { chmod, mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { loadConfig, ConfigError, type Config } from '@minicloud/config';
 import { applyMigrations, openDatabase } from '@minicloud/db';
 import { fileURLToPath } from 'node:url';
 import { JobQueue, connectionFromUrl } from '@minicloud/queue';
 import { run } from '@minicloud/host';
-import { detectVirtType, LibvirtHypervisor } from '@minicloud/hypervisor';
+import { detectVirtType, LibvirtHypervisor, qemuProcessOwner } from '@minicloud/hypervisor';
 import { LinuxNetworkDriver } from '@minicloud/network';
 import { FileVolumeDriver, ImageStore, LvmVolumeDriver } from '@minicloud/storage';
 import { createApiApp } from '@minicloud/app-api';
@@ -17,6 +16,8 @@ import { removeAllNetworks, startWorker, tearDown, type WorkerDeps } from '@mini
 import { ensureAdminKey } from './admin-key.js';
 import { isRole, ROLES } from './roles.js';
 import { readUplinkAddresses } from './uplink.js';
+import { adminKeyBanner } from './admin-key-banner.js';
+import { prepareDataDir } from './data-dir.js';
 
 /**
  * The minicloud daemon: API and worker in one process by default.
@@ -44,18 +45,9 @@ async function main() {
   if (!isRole(role)) throw new Error(`--role must be ${ROLES.join(', ')}`);
 
   const config = loadConfig(process.env);
-  for (const dir of [
-    config.dataDir,
-    config.paths.images,
-    config.paths.instances,
-    config.paths.volumes,
-    config.paths.snapshots,
-    config.paths.networks,
-  ]) {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    // QEMU runs as libvirt-qemu: it must be able to enter every directory on the way to a disk.
-    await chmod(dir, 0o755);
-  }
+  const virt = detectVirtType({ override: config.virtType });
+  const qemu = await qemuProcessOwner(config.libvirtUri, virt.virtType);
+  await prepareDataDir(config, qemu?.gid ?? null);
   const migrations = fileURLToPath(new URL('../../../prisma/migrations', import.meta.url));
   const applied = await applyMigrations(config.databaseUrl, migrations);
   if (applied.length) log(`database: applied migrations ${applied.join(', ')}`);
@@ -64,7 +56,6 @@ async function main() {
     connection: connectionFromUrl(config.redisUrl),
     prefix: `minicloud-${config.prefix}`,
   });
-  const virt = detectVirtType({ override: config.virtType });
   const uplink = await uplinkOf(config);
   const hypervisor = new LibvirtHypervisor({
     uri: config.libvirtUri,
@@ -115,6 +106,7 @@ async function main() {
       terminatedRetentionMs: config.terminatedRetentionMs,
       networksDir: config.paths.networks,
       uplink,
+      qemuGid: qemu?.gid ?? null,
     },
   };
 
@@ -191,14 +183,10 @@ async function main() {
       s.on('error', reject);
     });
     closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const where =
-      admin.source === 'environment'
-        ? 'from MINICLOUD_ADMIN_KEY'
-        : `stored in ${config.paths.adminKeyFile}`;
     log(
       `minicloud API listening on http://${config.listenHost}:${config.listenPort}/v1 (OpenAPI: /v1/openapi.json)`,
     );
-    log(`admin API key (${where}): ${admin.key}`);
+    log(adminKeyBanner(admin, config.paths.adminKeyFile));
   }
   log('minicloud ready');
 
