@@ -18,6 +18,8 @@ import { sweep } from '../../../packages/network/test/int-helpers.js';
 import type { WorkerDeps } from '../src/context.js';
 import { domainSpecFor, instanceLayout } from '../src/instance-host.js';
 import { reconcile } from '../src/reconciler.js';
+import { launchInstance } from '../src/jobs/instance-launch.job.js';
+import { UnrecoverableError, type Job } from '@minicloud/queue';
 
 const T = 120_000;
 const P = testPrefix('mr');
@@ -238,6 +240,47 @@ describe(`reconciler against concurrent launches (prefix ${P})`, () => {
       expect(report.removedDomains).toEqual([domainName(P, id)]);
       expect(report.removedDirs).toEqual([id]);
       expect(await hostObjectsOf(id)).toEqual({ tap: false, domain: false, dir: false });
+    },
+    T,
+  );
+});
+
+describe('a launch whose image was deregistered', () => {
+  it(
+    'fails for good at once: the instance ends terminated with the reason, nothing is re-queued',
+    async () => {
+      const gone = newId('image');
+      await db.image.create({
+        data: { id: gone, name: 'gone', state: 'deregistered', source: '/dev/null' },
+      });
+      const id = newId('instance');
+      await db.instance.create({
+        data: {
+          id,
+          reservationId,
+          imageId: gone,
+          instanceType: 't3.micro',
+          vcpus: 1,
+          memoryMiB: 512,
+          state: 'pending',
+          macAddress: macForInstance(id),
+          vpcId: newId('vpc'),
+        },
+      });
+      // The first of three attempts: only a terminal failure ends the launch here.
+      const job = { attemptsMade: 0, opts: { attempts: 3 } } as unknown as Job;
+      const error = await launchInstance(deps, id, job).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(UnrecoverableError);
+      const row = await db.instance.findUnique({ where: { id } });
+      expect(row?.state).toBe('terminated');
+      expect(row?.stateReason).toBe(
+        `Client.InvalidAMIID.NotFound: the image ${gone} is deregistered`,
+      );
+      expect(await hostObjectsOf(id)).toEqual({ tap: false, domain: false, dir: false });
+      expect((await reconcile(deps)).requeued).toEqual([]);
     },
     T,
   );

@@ -10,6 +10,7 @@ import {
 } from '@minicloud/domain';
 import {
   findImage,
+  holdImageForLaunch,
   instancesOfReservation,
   isUniqueViolation,
   writeTagsOfMany,
@@ -166,6 +167,14 @@ export class InstanceLauncher {
   /** The one reserving transaction's body. */
   private async reserve(tx: Tx, a: Reservation): Promise<string> {
     const { subnet } = a;
+    // First, and a write: the image checked above may have been deregistered since; from here
+    // until commit no deregistration can slip in (see holdImageForLaunch).
+    if (!(await holdImageForLaunch(tx, a.input.imageId))) {
+      throw errors.notFound(
+        'InvalidAMIID.NotFound',
+        `The image id '${a.input.imageId}' does not exist or is no longer available.`,
+      );
+    }
     const leases = await tx.addressLease.findMany({
       where: { subnetId: subnet.id },
       select: { ip: true },
