@@ -1,6 +1,8 @@
 import { run } from '@minicloud/host';
 import {
+  dataDirExposure,
   defaultImage,
+  filesReadableByNobody,
   hostLeftovers,
   sshExec,
   startMinicloud,
@@ -60,6 +62,11 @@ describe('an instance from API call to SSH and back to nothing', () => {
       `user-data ran for ${hostname}\n`,
     );
     await sshExec(ip, key.keyMaterial, 'echo persisted-across-stop > /root/marker && sync');
+
+    // Guest data (image, root overlay, seed with user-data, console log, database) is private
+    // while the guest runs from it: QEMU reaches its files, no other user can read them.
+    expect(await dataDirExposure(mc.dataDir)).toEqual([]);
+    expect(await filesReadableByNobody(mc.dataDir)).toEqual([]);
 
     const console = await mc.client.call('GET', `/v1/instances/${id}/console`);
     expect(Buffer.from(console.output, 'base64').toString()).toContain('Linux version');

@@ -1,5 +1,4 @@
 import { KeyedLock, vpcBridgeName } from '@minicloud/domain';
-import { chmod, mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { loadConfig, ConfigError, type Config } from '@minicloud/config';
 import {
@@ -11,7 +10,7 @@ import {
 import { fileURLToPath } from 'node:url';
 import { JobQueue } from '@minicloud/queue';
 import { run } from '@minicloud/host';
-import { detectVirtType, LibvirtHypervisor } from '@minicloud/hypervisor';
+import { detectVirtType, LibvirtHypervisor, qemuProcessOwner } from '@minicloud/hypervisor';
 import { LinuxNetworkDriver } from '@minicloud/network';
 import { FileVolumeDriver, ImageStore, LvmVolumeDriver } from '@minicloud/storage';
 import { createApiApp } from '@minicloud/app-api';
@@ -23,6 +22,8 @@ import { ensureAdminKey } from './admin-key.js';
 import { redactedUrl, redisConnection, waitForDependency } from './dependencies.js';
 import { isRole, ROLES } from './roles.js';
 import { readUplinkAddresses } from './uplink.js';
+import { adminKeyBanner } from './admin-key-banner.js';
+import { prepareDataDir } from './data-dir.js';
 
 /**
  * The minicloud daemon: API and worker in one process by default.
@@ -50,18 +51,9 @@ async function main() {
   if (!isRole(role)) throw new Error(`--role must be ${ROLES.join(', ')}`);
 
   const config = loadConfig(process.env);
-  for (const dir of [
-    config.dataDir,
-    config.paths.images,
-    config.paths.instances,
-    config.paths.volumes,
-    config.paths.snapshots,
-    config.paths.networks,
-  ]) {
-    await mkdir(dir, { recursive: true, mode: 0o755 });
-    // QEMU runs as libvirt-qemu: it must be able to enter every directory on the way to a disk.
-    await chmod(dir, 0o755);
-  }
+  const virt = detectVirtType({ override: config.virtType });
+  const qemu = await qemuProcessOwner(config.libvirtUri, virt.virtType);
+  await prepareDataDir(config, qemu?.gid ?? null);
   const repoRoot = fileURLToPath(new URL('../../..', import.meta.url));
   const migrations = migrationsDirFor(config.databaseUrl, repoRoot);
   // Start-up waits for the database and Redis, saying what it waits for (never a silent hang).
@@ -79,7 +71,6 @@ async function main() {
   const redis = await redisConnection(config);
   const queue = new JobQueue({ connection: redis, prefix: `minicloud-${config.prefix}` });
 
-  const virt = detectVirtType({ override: config.virtType });
   const uplink = await uplinkOf(config);
   const hypervisor = new LibvirtHypervisor({
     uri: config.libvirtUri,
@@ -130,6 +121,7 @@ async function main() {
       terminatedRetentionMs: config.terminatedRetentionMs,
       networksDir: config.paths.networks,
       uplink,
+      qemuGid: qemu?.gid ?? null,
     },
   };
 
@@ -221,14 +213,10 @@ async function main() {
       s.on('error', reject);
     });
     closers.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-    const where =
-      admin.source === 'environment'
-        ? 'from MINICLOUD_ADMIN_KEY'
-        : `stored in ${config.paths.adminKeyFile}`;
     log(
       `minicloud API listening on http://${config.listenHost}:${config.listenPort}/v1 (OpenAPI: /v1/openapi.json)`,
     );
-    log(`admin API key (${where}): ${admin.key}`);
+    log(adminKeyBanner(admin, config.paths.adminKeyFile));
   }
   log('minicloud ready');
 

@@ -16,6 +16,11 @@ export interface WorkerSettings {
   networksDir: string;
   /** The host's interface to the outside (NAT, Elastic IPs), or null for none. */
   uplink: string | null;
+  /**
+   * QEMU's group (libvirt's DAC label): instance directories are 0710 owned by it so QEMU can
+   * reach the seed; null or absent: 0700 (no QEMU opens them, e.g. libvirt's test driver).
+   */
+  qemuGid?: number | null;
 }
 
 export interface WorkerDeps {

@@ -1,9 +1,8 @@
 import { createHash } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { domainName, hostnameFor, tapName } from '@minicloud/domain';
 import { buildSeedDocuments, writeSeedIso } from '@minicloud/cloudinit';
-import { removePath } from '@minicloud/host';
+import { ensurePrivateDir, removePath } from '@minicloud/host';
 import type { DomainSpec } from '@minicloud/hypervisor';
 import type { Image, Instance, Volume } from '@prisma/client';
 import type { WorkerDeps } from './context.js';
@@ -77,7 +76,8 @@ export async function bringUp(
   // failed half-way is cleaned too.
   if (fresh) revert.add('instance directory', () => removePath(l.dir));
   revert.add('tap', async () => void (await deps.network.removePort(l.tap)));
-  await mkdir(l.dir, { recursive: true });
+  // Seed (user-data) and console log: root only, QEMU passes through to the seed.
+  await ensurePrivateDir(l.dir, deps.settings.qemuGid ?? null);
 
   let attached: Volume[] | undefined;
   const volumes = async () => {

@@ -56,12 +56,32 @@ export async function reconcile(
   }
 
   step();
+  // Read before the host: a state seen here is never newer than the domain state listed below,
+  // so drift (a guest that powered itself off) is judged on a consistent pair.
   const live = await db.instance.findMany({ where: { state: { not: 'terminated' } } });
   const liveById = new Map(live.map((i) => [i.id, i]));
 
-  // Domains: remove those of unknown or terminated instances; observe guests that powered off.
+  // What minicloud owns on the host is listed FIRST, and only then is the database asked who
+  // owns it: an instance's (and an image's) row is committed before any job makes its host
+  // objects, so everything listed that a launch made, also one that began after `live` was
+  // read, has its row by then and is never taken for an orphan.
   step();
   const domains = await deps.hypervisor.listDomains(`${settings.prefix}-`);
+  step();
+  const links = await deps.network.listOwnedLinks(settings.prefix);
+  const instanceDirs = await readdir(settings.instancesDir).catch(() => [] as string[]);
+  const imageFiles = await deps.images.listImageFiles();
+  step();
+  const owners = new Set(
+    (
+      await db.instance.findMany({
+        where: { state: { not: 'terminated' } },
+        select: { id: true },
+      })
+    ).map((i) => i.id),
+  );
+
+  // Domains: remove those of unknown or terminated instances; observe guests that powered off.
   const seenDomains = new Set<string>();
   for (const d of domains) {
     step();
@@ -70,10 +90,10 @@ export async function reconcile(
     seenDomains.add(id);
     if (locks.isHeld(id)) continue;
     const instance = liveById.get(id);
-    if (!instance) {
+    if (!owners.has(id)) {
       await deps.hypervisor.undefine(d.name);
       report.removedDomains.push(d.name);
-    } else if (instance.state === 'running' && d.state !== 'running' && d.state !== 'paused') {
+    } else if (instance?.state === 'running' && d.state !== 'running' && d.state !== 'paused') {
       if (
         await markStopped(
           deps,
@@ -106,19 +126,17 @@ export async function reconcile(
     }
   }
 
-  // Taps and instance directories that no live instance references.
-  const wantedTaps = new Set(live.map((i) => tapName(settings.prefix, i.id)));
-  for (const link of await deps.network.listOwnedLinks(settings.prefix)) {
+  // Taps and instance directories that no instance references.
+  const wantedTaps = new Set([...owners].map((id) => tapName(settings.prefix, id)));
+  for (const link of links) {
     step();
     if (link.kind !== 'tun' || wantedTaps.has(link.name)) continue;
-    if (live.some((i) => locks.isHeld(i.id) && tapName(settings.prefix, i.id) === link.name))
-      continue;
     await deps.network.removePort(link.name);
     report.removedTaps.push(link.name);
   }
-  for (const entry of await readdir(settings.instancesDir).catch(() => [] as string[])) {
+  for (const entry of instanceDirs) {
     step();
-    if (liveById.has(entry) || locks.isHeld(entry)) continue;
+    if (owners.has(entry) || locks.isHeld(entry)) continue;
     await removePath(instanceLayout(deps, entry).dir);
     report.removedDirs.push(entry);
   }
@@ -130,7 +148,7 @@ export async function reconcile(
     select: { id: true },
   });
   const wantedImages = new Set(images.map((i) => i.id));
-  for (const file of await deps.images.listImageFiles()) {
+  for (const file of imageFiles) {
     step();
     if (wantedImages.has(file.imageId) || locks.isHeld(file.imageId)) continue;
     await removePath(file.path);
@@ -240,8 +258,17 @@ export async function reconcile(
       );
   }
 
-  // Volume and snapshot files that no row references (deleted, or from a crash before the row).
+  // Volume and snapshot files that no row references (deleted, or from a crash before the row):
+  // listed before the rows are read, for the same reason as above.
   step();
+  const drivers = [...new Set([deps.volumes, deps.rootVolumes])];
+  const files = await Promise.all(
+    drivers.map(async (driver) => ({
+      driver,
+      volumes: await driver.listVolumes(),
+      snapshots: await driver.listSnapshots(),
+    })),
+  );
   const knownVolumes = new Set(
     (await db.volume.findMany({ where: { state: { not: 'deleted' } }, select: { id: true } })).map(
       (v) => v.id,
@@ -252,14 +279,14 @@ export async function reconcile(
       (x) => x.id,
     ),
   );
-  for (const driver of new Set([deps.volumes, deps.rootVolumes])) {
-    for (const id of await driver.listVolumes()) {
+  for (const { driver, volumes, snapshots } of files) {
+    for (const id of volumes) {
       step();
       if (knownVolumes.has(id) || locks.isHeld(id)) continue;
       await driver.delete(id);
       report.removedVolumes.push(id);
     }
-    for (const id of await driver.listSnapshots()) {
+    for (const id of snapshots) {
       step();
       if (knownSnapshots.has(id)) continue;
       await driver.deleteSnapshot(id);

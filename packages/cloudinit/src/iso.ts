@@ -31,19 +31,19 @@ export function buildSeedIso(docs: SeedDocuments, date?: Date): Buffer {
 }
 
 /**
- * Write the seed ISO at `path`, built in-process: written to `<path>.tmp-*` (mode 0644, so
- * QEMU's user can read it) and renamed over `path`, so a reader never sees half an ISO. Safe to
- * repeat (the ISO is rebuilt each time).
+ * Write the seed ISO at `path`, built in-process: written to `<path>.tmp-*` (mode 0600: it
+ * carries user-data; libvirt chowns it to QEMU's user while the guest runs) and renamed over
+ * `path`, so a reader never sees half an ISO. Safe to repeat (the ISO is rebuilt each time).
  */
 export async function writeSeedIso(path: string, docs: SeedDocuments): Promise<void> {
   if (typeof path !== 'string' || !isAbsolute(path) || path.split('/').includes('..')) {
     throw new SeedError(`seed ISO path must be absolute: ${JSON.stringify(path)}`);
   }
   const image = buildSeedIso(docs);
-  await mkdir(dirname(path), { recursive: true });
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(16).slice(2, 10)}`;
   try {
-    await writeFile(tmp, image, { mode: 0o644 });
+    await writeFile(tmp, image, { mode: 0o600 });
     await rename(tmp, path);
   } finally {
     await rm(tmp, { force: true });

@@ -213,9 +213,9 @@ describe("read by the test guest's kernel (isofs), as Rock Ridge, as Joliet and 
   });
 });
 
-it('writes the ISO mode 0644 and leaves no temp files', async () => {
+it('writes the ISO mode 0600 (it carries user-data) and leaves no temp files', async () => {
   const iso = join(dir, 'mode.iso');
   await writeSeedIso(iso, seed(null));
-  expect((await stat(iso)).mode & 0o777).toBe(0o644);
+  expect((await stat(iso)).mode & 0o777).toBe(0o600);
   expect((await readdir(dir)).filter((n) => n.includes('.tmp-'))).toEqual([]);
 });

@@ -63,7 +63,7 @@ describe('writeSeedIso', () => {
     expect((await extract(iso, 'meta-data')).toString()).toBe(docs.metaData);
     expect((await extract(iso, 'network-config')).toString()).toBe(docs.networkConfig);
     expect((await extract(iso, 'user-data')).equals(userData)).toBe(true);
-    expect((await stat(iso)).mode & 0o004).toBe(0o004); // readable by qemu's user
+    expect((await stat(iso)).mode & 0o077).toBe(0); // user-data: root only (libvirt labels it for QEMU)
   });
 
   it('is safe to repeat, leaves no temp files, and removal is idempotent', async () => {

@@ -1,4 +1,4 @@
-import { mkdir, open, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, rename, rm, stat, writeFile, readFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** Write a file atomically (temp file + rename) so readers never see half of it. */
@@ -11,6 +11,17 @@ export async function writeFileAtomic(
   const tmp = `${path}.tmp-${process.pid}-${Math.random().toString(16).slice(2)}`;
   await writeFile(tmp, data, { mode });
   await rename(tmp, path);
+}
+
+/**
+ * A directory of guest data (made if missing, its mode and group set if not): 0700, or with
+ * `traverseGid` 0710 owned by that group, so QEMU (running as that group) can open the files
+ * inside it whose names it is given, and no other user can enter or list it.
+ */
+export async function ensurePrivateDir(path: string, traverseGid: number | null = null) {
+  await mkdir(path, { recursive: true, mode: 0o700 });
+  if (traverseGid !== null) await chown(path, process.getuid?.() ?? 0, traverseGid);
+  await chmod(path, traverseGid === null ? 0o700 : 0o710);
 }
 
 /** Remove a file or directory; a missing one is fine (idempotent undo). */

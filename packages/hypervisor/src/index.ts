@@ -6,3 +6,4 @@ export * from './xml.js';
 export * from './disk-xml.js';
 export * from './disk-ops.js';
 export * from './call-gate.js';
+export * from './qemu-owner.js';

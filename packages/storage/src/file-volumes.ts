@@ -33,7 +33,8 @@ import {
  * the conformance/timing test.
  *
  * Files are 0600 (guest data): libvirt chowns a disk to the QEMU user while attached and
- * restores the owner afterwards. The directories must be traversable (0755) by that user.
+ * restores the owner afterwards. The directories must let that user pass (0710, group QEMU's,
+ * made by the server at start; 0700 when this driver makes them itself).
  *
  * Locks: QEMU holds a write lock on an attached image, so qemu-img's create/convert/resize/info
  * (without -U) fail on a volume in use; that is how "in use by a running guest" is detected
@@ -167,7 +168,7 @@ export class FileVolumeDriver implements VolumeDriver {
     if (!(await pathExists(this.volumePath(volumeId)))) {
       throw new StorageError('InvalidVolume.NotFound', `volume ${volumeId} does not exist`);
     }
-    await mkdir(this.snapshotsDir, { recursive: true, mode: 0o755 });
+    await mkdir(this.snapshotsDir, { recursive: true, mode: 0o700 });
     return { path, exists: false };
   }
 
@@ -210,7 +211,7 @@ export class FileVolumeDriver implements VolumeDriver {
       }
     }
 
-    await mkdir(this.volumesDir, { recursive: true, mode: 0o755 });
+    await mkdir(this.volumesDir, { recursive: true, mode: 0o700 });
     const made = await this.writeThenLink(path, async (tmp) => {
       if (snapshot) {
         await this.qemuImg(qemuImgConvertArgs(snapshot.path, tmp), `copying ${snapshot.path}`);
@@ -265,7 +266,7 @@ export class FileVolumeDriver implements VolumeDriver {
     if (!(await pathExists(source))) {
       throw new StorageError('InvalidVolume.NotFound', `volume ${volumeId} does not exist`);
     }
-    await mkdir(this.snapshotsDir, { recursive: true, mode: 0o755 });
+    await mkdir(this.snapshotsDir, { recursive: true, mode: 0o700 });
     // convert takes the source's shared lock: fails (VolumeInUse) while a running guest has it.
     await this.writeThenLink(dest, (tmp) =>
       this.qemuImg(qemuImgConvertArgs(source, tmp), `snapshot of ${volumeId}`),

@@ -37,8 +37,9 @@ import {
  *   <imagesDir>/<imageId>.partial                 an import in progress (or one that crashed:
  *                                                 the reconciler may delete it)
  *
- * Images are written 0644 in a directory that must be traversable (0755) so QEMU, which runs
- * as libvirt-qemu, can read them.
+ * Images (and root overlays) are written 0600: libvirt's dynamic ownership chowns every file of
+ * a running guest's backing chain to QEMU's user; the directories need only let QEMU pass
+ * (0710, group QEMU's, made by the server at start).
  */
 
 const IMAGE_ID_RE = /^ami-[0-9a-f]{17}$/;
@@ -237,7 +238,7 @@ export class ImageStore {
         'expectedSha256 must be 64 lowercase hex digits',
       );
     }
-    await mkdir(this.imagesDir, { recursive: true, mode: 0o755 });
+    await mkdir(this.imagesDir, { recursive: true, mode: 0o700 });
 
     const existing = await this.findImage(req.imageId);
     if (existing) return this.describeStored(existing.path, existing.format, req);
@@ -330,7 +331,7 @@ export class ImageStore {
         cb(null, chunk);
       },
     });
-    await pipeline(input, meter, createWriteStream(dest, { mode: 0o644 }), { signal: req.signal });
+    await pipeline(input, meter, createWriteStream(dest, { mode: 0o600 }), { signal: req.signal });
     const fh = await open(dest, 'r');
     try {
       await fh.sync();
@@ -560,7 +561,7 @@ export async function ensureOverlay(
 
 /** Create `path` (it must not exist) with `bytes`, flushed to disk before it is closed. */
 async function writeDurably(path: string, bytes: Buffer): Promise<void> {
-  const fh = await open(path, 'wx', 0o644);
+  const fh = await open(path, 'wx', 0o600);
   try {
     await fh.writeFile(bytes);
     await fh.sync();

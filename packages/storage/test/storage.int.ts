@@ -143,7 +143,7 @@ describe('ImageStore.importImage', () => {
     });
     expect(progress.at(-1)).toEqual([size, size]);
     expect(progress.length).toBeGreaterThan(1);
-    expect((await stat(img.path)).mode & 0o777).toBe(0o644);
+    expect((await stat(img.path)).mode & 0o777).toBe(0o600); // guest data: root only
     const again = await store().importImage({ imageId: ID1, source: qcow2 });
     expect(again).toEqual(img);
     await noPartials();
@@ -337,6 +337,7 @@ describe('ensureOverlay', () => {
       created: false,
       virtualSize: 64 * 1024 * 1024,
     });
+    expect((await stat(path)).mode & 0o777).toBe(0o600); // guest data: root only
     const info = await inspectImage(path, 'qcow2');
     expect(info.backingFile).toBe(backing);
     expect(info.backingFormat).toBe('qcow2');

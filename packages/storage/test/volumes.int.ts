@@ -227,15 +227,15 @@ describe('FileVolumeDriver on real files', () => {
     expect(await env.leftovers()).toEqual([]);
   });
 
-  it('keeps guest data private (0600) in traversable directories (0755)', async () => {
+  it('keeps guest data private: files 0600, directories it makes 0700', async () => {
     const id = newVolumeId();
     const s = newSnapshotId();
     const loc = await env.driver.create(id, 16 * MiB);
     await env.driver.snapshotOffline(id, s);
     expect((await stat(loc.path)).mode & 0o777).toBe(0o600);
     expect((await stat(env.driver.snapshotPath(s))).mode & 0o777).toBe(0o600);
-    expect((await stat(env.driver.volumesDir)).mode & 0o777).toBe(0o755);
-    expect((await stat(env.driver.snapshotsDir)).mode & 0o777).toBe(0o755);
+    expect((await stat(env.driver.volumesDir)).mode & 0o777).toBe(0o700);
+    expect((await stat(env.driver.snapshotsDir)).mode & 0o777).toBe(0o700);
     const prep = await env.driver.prepareLiveSnapshot(id, newSnapshotId());
     expect(prep.exists).toBe(false);
     expect(await env.driver.prepareLiveSnapshot(id, s)).toEqual({

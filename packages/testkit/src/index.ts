@@ -5,6 +5,7 @@
  * netns-agent.ts is not exported: it is a program, run inside a network namespace.
  */
 export * from './api-harness.js';
+export * from './data-dir-privacy.js';
 export * from './expect-errors.js';
 export * from './fake-internet.js';
 export * from './golden.js';

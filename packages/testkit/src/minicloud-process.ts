@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, readdir } from 'node:fs/promises';
+import { mkdtemp, readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -22,7 +22,7 @@ export function testImagePath(): string {
   return path;
 }
 
-async function freePort(): Promise<number> {
+export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => {
@@ -64,7 +64,6 @@ export async function startMinicloud(
 ) {
   const prefix = options.prefix ?? testPrefix('me');
   const dataDir = await mkdtemp(join(tmpdir(), `minicloud-test-${prefix}-`));
-  await chmod(dataDir, 0o755); // QEMU (libvirt-qemu) must reach the disks inside
   const port = await freePort();
   const octet = 200 + (randomBytes(1)[0]! % 50);
   const env: Record<string, string> = {
@@ -253,4 +252,44 @@ export async function finishE2e(run: {
     problems.push(String(e));
   }
   return { leftovers, problems };
+}
+
+/**
+ * Start `main.ts serve --role ROLE` with exactly `env`, wait for "minicloud ready", run
+ * `whileRunning`, stop it with SIGTERM; everything it printed.
+ */
+export async function serveOnce(
+  env: Record<string, string>,
+  role: 'all' | 'api' | 'worker',
+  whileRunning?: () => Promise<void>,
+): Promise<string> {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'apps/server/src/main.ts', 'serve', '--role', role],
+    { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let output = '';
+  const exited = new Promise<number | null>((r) => child.once('exit', r));
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`not ready in 60 s:\n${output}`)), 60_000);
+      child.stdout!.on('data', (c: Buffer) => {
+        output += c.toString();
+        if (output.includes('minicloud ready')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`exited with ${code}:\n${output}`));
+      });
+    });
+    await whileRunning?.();
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  }
+  return output;
 }

@@ -1,7 +1,7 @@
 import { jobIds } from '@minicloud/queue';
 import { resolve } from 'node:path';
 import { CloudError, errors, newId, outboundUrlProblem } from '@minicloud/domain';
-import { countLiveInstances, findImage, isUniqueViolation, listImages } from '@minicloud/db';
+import { findImage, isUniqueViolation, listImages, markImageDeregistering } from '@minicloud/db';
 import type { Image } from '@prisma/client';
 import type { ServiceContext } from './context.js';
 import { submitJob } from './jobs.js';
@@ -94,28 +94,29 @@ export class ImageService {
     return presentImage(image);
   }
 
-  /** Deregister: refused while any instance that is not terminated still uses it as backing file. */
+  /**
+   * Deregister: refused while any instance that is not terminated still uses it as backing file.
+   * The check and the change are one transaction, so a launch reserving the image meanwhile is
+   * either counted here or refused there.
+   */
   async deregister(imageId: string) {
     const { db } = this.ctx;
-    const image = await findImage(db, imageId);
-    if (!image || image.state === 'deregistered') throw notFound(imageId);
-    const users =
-      (await countLiveInstances(db, { imageId })) +
-      // Root volumes kept after terminate are overlays on the image too.
-      (await db.volume.count({ where: { imageId, state: { not: 'deleted' }, instanceId: null } }));
-    if (users > 0) {
-      throw errors.dependency(
-        `The image '${imageId}' is in use by ${users} instance(s) or root volume(s) and cannot be deregistered.`,
-      );
-    }
-    if (image.state === 'pending') {
-      throw new CloudError(
-        'IncorrectState',
-        `The image '${imageId}' is still being imported.`,
-        409,
-      );
-    }
-    await db.image.update({ where: { id: imageId }, data: { state: 'deregistering' } });
+    await db.$transaction(async (tx) => {
+      const outcome = await markImageDeregistering(tx, imageId);
+      if (outcome === 'missing') throw notFound(imageId);
+      if (outcome === 'importing') {
+        throw new CloudError(
+          'IncorrectState',
+          `The image '${imageId}' is still being imported.`,
+          409,
+        );
+      }
+      if (outcome !== 'ok') {
+        throw errors.dependency(
+          `The image '${imageId}' is in use by ${outcome} instance(s) or root volume(s) and cannot be deregistered.`,
+        );
+      }
+    });
     await submitJob(this.ctx, 'image.delete', { imageId }, jobIds.imageDelete(imageId));
     return { imageId, state: 'deregistering' };
   }

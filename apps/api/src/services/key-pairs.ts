@@ -41,17 +41,26 @@ function parsePublicKey(material: string): { line: string; keyType: string } {
   return { line: `${type} ${body}`, keyType };
 }
 
+/** One pair from ssh2's asynchronous generator (node:crypto's, off the event loop). */
+function generateOnce(keyType: 'ed25519' | 'rsa', comment: string) {
+  return new Promise<{ private: string; public: string }>((resolve, reject) => {
+    const done = (err: Error | null, pair: { private: string; public: string }) =>
+      err ? reject(err) : resolve(pair);
+    if (keyType === 'rsa') utils.generateKeyPair('rsa', { bits: 3072, comment }, done);
+    else utils.generateKeyPair('ed25519', { comment }, done);
+  });
+}
+
 /**
- * A new key pair in OpenSSH format. ssh2's generator writes an ed25519 key whose first byte is
- * zero as 31 bytes (about 1 key in 256): such a key is unusable (ssh2 and OpenSSH refuse it),
- * so every pair is parsed back and a bad one drawn again.
+ * A new key pair in OpenSSH format, generated in libuv's thread pool: a 3072-bit RSA key takes
+ * about 650 ms, which would stall every request if done on the event loop. ssh2's generator
+ * writes an ed25519 key whose first byte is zero as 31 bytes (about 1 key in 256): such a key
+ * is unusable (ssh2 and OpenSSH refuse it), so every pair is parsed back and a bad one drawn
+ * again.
  */
-export function generateKeyPair(keyType: 'ed25519' | 'rsa', comment: string) {
+export async function generateKeyPair(keyType: 'ed25519' | 'rsa', comment: string) {
   for (let attempt = 1; ; attempt++) {
-    const pair =
-      keyType === 'rsa'
-        ? utils.generateKeyPairSync('rsa', { bits: 3072, comment })
-        : utils.generateKeyPairSync('ed25519', { comment });
+    const pair = await generateOnce(keyType, comment);
     const priv = utils.parseKey(pair.private);
     const pub = utils.parseKey(pair.public);
     const ok =
@@ -68,7 +77,7 @@ export class KeyPairService {
 
   async create(keyName: string, keyType: 'ed25519' | 'rsa') {
     await this.assertFree(keyName);
-    const pair = generateKeyPair(keyType, keyName);
+    const pair = await generateKeyPair(keyType, keyName);
     const publicLine = pair.public.trim().split(/\s+/).slice(0, 2).join(' ');
     const row = await this.insert(keyName, keyType, publicLine);
     // The private key is returned this once and never stored.

@@ -1,5 +1,5 @@
 import { findInstanceWithImage, transitionInstance } from '@minicloud/db';
-import type { Job } from '@minicloud/queue';
+import { UnrecoverableError, type Job } from '@minicloud/queue';
 import type { WorkerDeps } from '../context.js';
 import { bringUp, markVolumesAttached } from '../instance-host.js';
 import { finishTermination } from './instance-terminate.job.js';
@@ -21,6 +21,12 @@ export async function launchInstance(
     if (!instance || instance.state !== 'pending') return;
     const revert = new Revert();
     try {
+      // No retry can bring a deregistered image (or its file) back: fail for good, at once.
+      if (instance.image.state !== 'available' || !instance.image.path) {
+        throw new LaunchRefused(
+          `Client.InvalidAMIID.NotFound: the image ${instance.image.id} is ${instance.image.state === 'available' ? 'without a file' : instance.image.state}`,
+        );
+      }
       await bringUp(deps, instance, revert, true);
       const guard = { instanceId, from: 'pending', actionSeq: instance.actionSeq };
       // If a terminate arrived meanwhile, its job cleans up what was made here.
@@ -37,7 +43,12 @@ export async function launchInstance(
   });
 }
 
+/** A launch that can never succeed; its message is the instance's stateReason. */
+class LaunchRefused extends UnrecoverableError {}
+
 async function failLaunch(deps: WorkerDeps, instanceId: string, error: unknown): Promise<void> {
   deps.log(`launch of ${instanceId} failed for good: ${reasonOf(error)}`);
-  await finishTermination(deps, instanceId, `Server.InternalError: ${reasonOf(error)}`);
+  const reason =
+    error instanceof LaunchRefused ? error.message : `Server.InternalError: ${reasonOf(error)}`;
+  await finishTermination(deps, instanceId, reason);
 }

@@ -10,6 +10,7 @@ import {
 } from '@minicloud/domain';
 import {
   findImage,
+  holdImageForLaunch,
   instancesOfReservation,
   isUniqueViolation,
   lockRowForUpdate,
@@ -168,6 +169,14 @@ export class InstanceLauncher {
   /** The one reserving transaction's body. */
   private async reserve(tx: Tx, a: Reservation): Promise<string> {
     const { subnet } = a;
+    // First, and a write: the image checked above may have been deregistered since; from here
+    // until commit no deregistration can slip in (see holdImageForLaunch).
+    if (!(await holdImageForLaunch(tx, a.input.imageId))) {
+      throw errors.notFound(
+        'InvalidAMIID.NotFound',
+        `The image id '${a.input.imageId}' does not exist or is no longer available.`,
+      );
+    }
     // Launches into one subnet pick their addresses one at a time (PostgreSQL runs them side by side).
     await lockRowForUpdate(tx, 'Subnet', subnet.id);
     const leases = await tx.addressLease.findMany({
