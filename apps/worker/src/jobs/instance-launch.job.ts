@@ -29,9 +29,10 @@ export async function launchInstance(
       }
       await bringUp(deps, instance, revert, true);
       const guard = { instanceId, from: 'pending', actionSeq: instance.actionSeq };
-      // If a terminate arrived meanwhile, its job cleans up what was made here.
+      // The domain has its disks: they show attached before the instance shows running. If a
+      // terminate arrived meanwhile, its job (after this one) releases them and cleans up.
+      await markVolumesAttached(deps, instanceId);
       if (await transitionInstance(deps.db, guard, { state: 'running', stateReason: null })) {
-        await markVolumesAttached(deps, instanceId);
         deps.log(`launched ${instanceId}`);
       }
       revert.success();

@@ -12,8 +12,9 @@ export async function startInstance(deps: WorkerDeps, instanceId: string): Promi
     try {
       await bringUp(deps, instance, revert, false);
       const guard = { instanceId, from: 'pending', actionSeq: instance.actionSeq };
-      await transitionInstance(deps.db, guard, { state: 'running', stateReason: null });
+      // The disks show attached before the instance shows running.
       await markVolumesAttached(deps, instanceId);
+      await transitionInstance(deps.db, guard, { state: 'running', stateReason: null });
       revert.success();
     } catch (error) {
       await revert.undo(deps.log);
