@@ -512,6 +512,9 @@ describe('disks of a guest that never boots (SeaBIOS loop)', () => {
   it('live snapshot works without guest cooperation, as the file volume driver uses it', async () => {
     // The flow the worker runs: a FileVolumeDriver volume attached to a running domain, a live
     // snapshot straight into the driver's snapshot path, a new volume from that snapshot.
+    // The driver makes its directories 0700 (guest data is private); the server makes them
+    // passable for QEMU's group at start. Here, as the test's own directory: passable by all.
+    for (const sub of ['volumes', 'snapshots']) await mkdir(join(dir, sub), { mode: 0o755 });
     const volumes = new FileVolumeDriver({
       volumesDir: join(dir, 'volumes'),
       snapshotsDir: join(dir, 'snapshots'),
