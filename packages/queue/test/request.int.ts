@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
   JobQueue,
   QueryTimeoutError,
@@ -9,10 +10,24 @@ import {
 
 /** Queries against the real Redis: asked by JobQueue.request, answered by startWorkers. */
 const REDIS_URL = process.env.MINICLOUD_REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The password scripts/setup.sh gives the local Redis (none on an older set-up). */
+const REDIS_PASSWORD = (() => {
+  try {
+    const file = process.env.MINICLOUD_REDIS_PASSWORD_FILE ?? '/var/lib/minicloud-redis/password';
+    return readFileSync(file, 'utf8').trim() || undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+const withPassword = (c: ReturnType<typeof connectionFromUrl>) => ({
+  ...c,
+  password: c.password ?? REDIS_PASSWORD,
+});
 
 function setup() {
   const options = {
-    connection: connectionFromUrl(REDIS_URL),
+    connection: withPassword(connectionFromUrl(REDIS_URL)),
     prefix: `minicloud-test-q${randomBytes(3).toString('hex')}`,
   };
   return { options, queue: new JobQueue(options) };
