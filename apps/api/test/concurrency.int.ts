@@ -3,7 +3,7 @@
  * whatever the interleaving. The API against real SQLite and Redis; no worker.
  */
 import { newId } from '@minicloud/domain';
-import { startApiOnly } from '@minicloud/testkit/api-harness';
+import { addAvailableImage, startApiOnly } from '@minicloud/testkit/api-harness';
 
 type Harness = Awaited<ReturnType<typeof startApiOnly>>;
 
@@ -15,18 +15,7 @@ describe('concurrent requests against real SQLite and Redis', () => {
   beforeAll(async () => {
     // A /22: room for every launch below.
     h = await startApiOnly({ networkCidr: '10.248.0.0/22' });
-    imageId = newId('image');
-    await h.db.image.create({
-      data: {
-        id: imageId,
-        name: 'img',
-        state: 'available',
-        source: '/dev/null',
-        format: 'qcow2',
-        path: '/x',
-        virtualSize: BigInt(1024 ** 3),
-      },
-    });
+    imageId = await addAvailableImage(h.db, 1024 ** 3);
   }, T);
   afterAll(async () => {
     await h?.close();

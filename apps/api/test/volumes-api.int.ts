@@ -1,5 +1,4 @@
-import { newId } from '@minicloud/domain';
-import { startApiOnly } from '@minicloud/testkit/api-harness';
+import { addAvailableImage, startApiOnly } from '@minicloud/testkit/api-harness';
 
 type Harness = Awaited<ReturnType<typeof startApiOnly>>;
 
@@ -17,18 +16,7 @@ describe('volumes API against real SQLite and Redis', () => {
   let imageId: string;
   beforeAll(async () => {
     h = await startApiOnly({ networkCidr: '10.249.0.0/24' });
-    imageId = newId('image');
-    await h.db.image.create({
-      data: {
-        id: imageId,
-        name: 'img',
-        state: 'available',
-        source: '/dev/null',
-        format: 'qcow2',
-        path: '/x',
-        virtualSize: BigInt(3 * 1024 ** 3 + 1),
-      },
-    });
+    imageId = await addAvailableImage(h.db, 3 * 1024 ** 3 + 1);
   });
   afterAll(async () => {
     await h?.close();

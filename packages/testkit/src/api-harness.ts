@@ -12,7 +12,7 @@ import { createApiApp } from '@minicloud/app-api';
 import { NetworkService } from '@minicloud/app-api/networks';
 import { MinicloudClient } from '@minicloud/client';
 import { removePath } from '@minicloud/host';
-import { parseOutboundAllowList } from '@minicloud/domain';
+import { newId, parseOutboundAllowList } from '@minicloud/domain';
 import { REPO_ROOT } from './paths.js';
 import { createPostgresTestDatabase, testDatabaseKind } from './postgres.js';
 
@@ -158,4 +158,21 @@ export async function startApiOnly(
       await removePath(dir);
     },
   };
+}
+
+/** An imported, available qcow2 image row (no file behind it): what launches need in API tests. */
+export async function addAvailableImage(db: Db, virtualSizeBytes: number): Promise<string> {
+  const id = newId('image');
+  await db.image.create({
+    data: {
+      id,
+      name: 'img',
+      state: 'available',
+      source: '/dev/null',
+      format: 'qcow2',
+      path: '/x',
+      virtualSize: BigInt(virtualSizeBytes),
+    },
+  });
+  return id;
 }
